@@ -1,0 +1,1 @@
+"""Real clips, ffmpeg-made variants, and the runs that measure matching on them."""

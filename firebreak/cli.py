@@ -1,0 +1,290 @@
+"""`firebreak`: the command line, a thin shell over `firebreak.service`.
+
+Errors become one line on stderr (`firebreak: <file>: <reason>`) and a non-zero exit, here only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from firebreak.bench.clips import fetch_real_clips
+from firebreak.bench.demo import DEMO_BANK, DemoRow, bank_demo_clips, build_demo_cases
+from firebreak.errors import FirebreakError
+from firebreak.exchange import ListFormat, guess_format
+from firebreak.service import Firebreak, MatchResult
+from firebreak.settings import Settings, get_settings
+from firebreak.signals.registry import SIGNAL_TYPES
+from firebreak.store import BANK_KINDS
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+bank_app = typer.Typer(no_args_is_help=True, help="Banks of known content.")
+clips_app = typer.Typer(no_args_is_help=True, help="Real filmed clips for tests and demos.")
+app.add_typer(bank_app, name="bank")
+app.add_typer(clips_app, name="clips")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"firebreak: {message}", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def opened(settings: Settings | None = None) -> Iterator[Firebreak]:
+    """A Firebreak over the configured store; FirebreakErrors end the command with one line."""
+    fb: Firebreak | None = None
+    try:
+        fb = Firebreak(settings or get_settings())
+        yield fb
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        if fb is not None:
+            fb.close()
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@bank_app.command("create")
+def bank_create(
+    name: str,
+    kind: Annotated[str, typer.Option(help=f"One of: {', '.join(BANK_KINDS)}.")] = "block",
+) -> None:
+    """Create an empty bank."""
+    with opened() as fb:
+        bank = fb.create_bank(name, kind)
+    out.print(f"created bank {bank.name} ({bank.kind})", markup=False)
+
+
+@bank_app.command("list")
+def bank_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List banks with their item counts."""
+    with opened() as fb:
+        banks = fb.list_banks()
+    if as_json:
+        for b in banks:
+            print(json.dumps({"bank": b.name, "kind": b.kind, "items": b.item_count}))
+        return
+    table = Table("bank", "kind", "items", "created")
+    for b in banks:
+        table.add_row(b.name, b.kind, str(b.item_count), b.created_at.isoformat(timespec="seconds"))
+    out.print(table)
+
+
+@bank_app.command("add")
+def bank_add(name: str, files: list[Path]) -> None:
+    """Hash media files and bank them; a file already in the bank is left as it is."""
+    failed = 0
+    with opened() as fb:
+        fb.store.get_bank(name)
+        with progress() as bar:
+            task = bar.add_task(f"banking into {name}", total=len(files))
+            for path in files:
+                try:
+                    outcome = fb.bank_file(name, path)
+                except FirebreakError as exc:
+                    failed += 1
+                    err.print(f"firebreak: {exc}", markup=False, highlight=False)
+                else:
+                    state = "added" if outcome.created else "already banked"
+                    out.print(f"{state}: {outcome.item.name}", markup=False, highlight=False)
+                bar.advance(task)
+    if failed:
+        raise typer.Exit(1)
+
+
+@bank_app.command("remove")
+def bank_remove(name: str, item: str) -> None:
+    """Remove one item (by name) from a bank."""
+    with opened() as fb:
+        fb.remove_item(name, item)
+    out.print(f"removed {item} from {name}", markup=False, highlight=False)
+
+
+@bank_app.command("export")
+def bank_export(
+    name: str,
+    fmt: Annotated[ListFormat, typer.Option("--format", help="te (local_file) or csv")] = (
+        ListFormat.TE
+    ),
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Write a bank as a hash list (ThreatExchange `local_file` lines, or CSV)."""
+    with opened() as fb:
+        text = fb.export_bank(name, fmt)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
+@bank_app.command("import")
+def bank_import(
+    name: str,
+    file: Path,
+    fmt: Annotated[ListFormat | None, typer.Option("--format", help="te or csv")] = None,
+) -> None:
+    """Bank every hash of a hash list (ThreatExchange `local_file` or CSV)."""
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"{file}: cannot read hash list ({exc})") from None
+    with opened() as fb:
+        summary = fb.import_hashes(name, text, fmt or guess_format(file.name, text), str(file))
+    out.print(
+        f"imported {summary.added} items into {name} ({summary.skipped} already there, "
+        f"{summary.passed_through} signals of unknown types kept as they are)",
+        markup=False,
+    )
+
+
+@app.command("hash")
+def hash_command(
+    file: Path,
+    signal: Annotated[
+        str | None, typer.Option(help=f"One of: {', '.join(SIGNAL_TYPES)} (default by media).")
+    ] = None,
+) -> None:
+    """Print a file's hashes in the industry formats."""
+    if signal is not None and signal not in SIGNAL_TYPES:
+        raise fail(f"unknown signal type: {signal} (one of {', '.join(SIGNAL_TYPES)})")
+    with opened() as fb:
+        lines = fb.hash_strings(file, signal)
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+
+
+@app.command("match")
+def match_command(
+    files: list[Path],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
+) -> None:
+    """Match media files against every bank."""
+    failed = 0
+    with opened() as fb:
+        for path in files:
+            try:
+                result = fb.match_file(path)
+            except FirebreakError as exc:
+                failed += 1
+                err.print(f"firebreak: {exc}", markup=False, highlight=False)
+                continue
+            if as_json:
+                sys.stdout.write(json.dumps(result.to_json()) + "\n")
+                sys.stdout.flush()
+            else:
+                out.print(_match_table([result]))
+    if failed:
+        raise typer.Exit(1)
+
+
+@clips_app.command("fetch")
+def clips_fetch(dest: Annotated[Path, typer.Option(help="Cache folder.")]) -> None:
+    """Fetch the real filmed clips into a cache folder (once)."""
+    try:
+        clips = fetch_real_clips(dest)
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    err.print(f"{len(clips)} real clips in {dest}", markup=False, highlight=False)
+
+
+@app.command("demo")
+def demo(
+    clips_dir: Annotated[Path, typer.Option("--clips", help="Real clips cache.")] = Path(
+        ".cache/clips"
+    ),
+) -> None:
+    """Bank real clips, match manipulated copies and unrelated clips, and show what matched."""
+    settings = get_settings()
+    with opened(settings) as fb:
+        clips = fetch_real_clips(clips_dir)
+        err.print(f"banking {DEMO_BANK} under {settings.home} …", markup=False)
+        bank_demo_clips(fb, clips)
+        cases = build_demo_cases(clips, settings.home / "demo-queries")
+        rows = []
+        with progress() as bar:
+            task = bar.add_task("matching", total=len(cases))
+            for case in cases:
+                rows.append(DemoRow(case, fb.match_file(case.path)))
+                bar.advance(task)
+    out.print(_demo_table(rows))
+    right = sum(r.correct for r in rows)
+    out.print(f"{right} of {len(rows)} queries got the expected verdict.", markup=False)
+
+
+def _segment(segment: list[float] | None) -> str:
+    return "" if segment is None else f"{segment[0]:.1f}–{segment[1]:.1f} s"
+
+
+def _match_table(results: list[MatchResult]) -> Table:
+    table = Table("file", "verdict", "bank", "item", "score", "query segment", "item segment")
+    for result in results:
+        data = result.to_json()
+        matches = data["matches"]
+        assert isinstance(matches, list)
+        if not matches:
+            table.add_row(result.file, result.verdict.value, "", "", "", "", "")
+        for m in matches:
+            table.add_row(
+                result.file,
+                result.verdict.value,
+                m["bank"],
+                m["item"],
+                f"{m['score']:.2f}",
+                _segment(m["query_segment"]),
+                _segment(m["item_segment"]),
+            )
+    return table
+
+
+def _demo_table(rows: list[DemoRow]) -> Table:
+    table = Table(
+        "query",
+        "made by",
+        "verdict",
+        "matched item",
+        "score",
+        "query seg.",
+        "item seg.",
+        "ok",
+        title="Firebreak: manipulated copies and unrelated clips against the demo bank",
+    )
+    for row in rows:
+        best = row.result.to_json()["matches"]
+        assert isinstance(best, list)
+        top = best[0] if best else None
+        table.add_row(
+            row.case.name,
+            row.case.how,
+            row.result.verdict.value,
+            top["item"] if top else "",
+            f"{top['score']:.2f}" if top else "",
+            _segment(top["query_segment"]) if top else "",
+            _segment(top["item_segment"]) if top else "",
+            "[green]yes[/green]" if row.correct else "[red]no[/red]",
+        )
+    return table
+
+
+if __name__ == "__main__":
+    app()

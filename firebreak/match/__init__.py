@@ -1,0 +1,16 @@
+"""Temporal alignment of frame hits and the scoring of matches into verdicts."""
+
+from firebreak.match.align import Alignment, FrameHit, Segment, align_frame_hits
+from firebreak.match.score import ItemMatch, Verdict, decide, frame_closeness, score_alignment
+
+__all__ = [
+    "Alignment",
+    "FrameHit",
+    "ItemMatch",
+    "Segment",
+    "Verdict",
+    "align_frame_hits",
+    "decide",
+    "frame_closeness",
+    "score_alignment",
+]

@@ -1,0 +1,60 @@
+"""From aligned frame hits and exact digests to scored matches and one verdict per file."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from firebreak.match.align import Alignment, Segment
+from firebreak.store import Item
+
+
+class Verdict(enum.StrEnum):
+    MATCH = "match"
+    REVIEW = "review"
+    NO_MATCH = "no_match"
+
+
+@dataclass(frozen=True)
+class ItemMatch:
+    """One banked item the query matched, how strongly, on which signals, and where."""
+
+    item: Item
+    score: float
+    signals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    query_segment: Segment | None = None
+    item_segment: Segment | None = None
+
+
+def frame_closeness(distance: int, threshold: int) -> float:
+    """1 for identical frames, 0.5 at the threshold, 0 at twice the threshold."""
+    return max(0.0, 1.0 - distance / (2.0 * (threshold + 1)))
+
+
+def score_alignment(
+    alignment: Alignment,
+    item_frames_in_segment: int,
+    frames_for_full_confidence: int,
+    threshold: int,
+) -> float:
+    """Score in [0, 1]: closeness of the aligned frames × the share of the item's frames in the
+    aligned segment that were found × whether enough distinct item frames agree to rule out
+    coincidence.
+
+    Coverage counts item frames, not query frames: queries are sampled far denser than banks, and
+    only the query frames close in time to a banked sample can be expected to hit it."""
+    hits = alignment.hits
+    closeness = sum(frame_closeness(h.distance, threshold) for h in hits) / len(hits)
+    coverage = min(1.0, alignment.matched_item_frames / max(1, item_frames_in_segment))
+    evidence = min(1.0, alignment.matched_item_frames / max(1, frames_for_full_confidence))
+    return closeness * (0.5 + 0.5 * coverage) * evidence
+
+
+def decide(matches: list[ItemMatch], match_score: float, review_score: float) -> Verdict:
+    best = max((m.score for m in matches), default=0.0)
+    if best >= match_score:
+        return Verdict.MATCH
+    if best >= review_score:
+        return Verdict.REVIEW
+    return Verdict.NO_MATCH

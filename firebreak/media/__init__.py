@@ -1,0 +1,15 @@
+"""Decoding with limits: probing, sampled frames at a small size, PCM audio; hostile input refused."""
+
+from firebreak.media.decode import DecodedVideo, SampledFrame, decode_video
+from firebreak.media.images import load_image_rgb
+from firebreak.media.probe import MediaInfo, MediaKind, probe_media
+
+__all__ = [
+    "DecodedVideo",
+    "MediaInfo",
+    "MediaKind",
+    "SampledFrame",
+    "decode_video",
+    "load_image_rgb",
+    "probe_media",
+]

@@ -1,0 +1,174 @@
+"""One decoding pass over a video: frames sampled at a fixed rate and scaled small, audio as PCM.
+
+Every limit is checked while decoding too, because headers lie: a file may claim one minute and
+hold ten hours, change resolution mid-stream, or be cut short.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from firebreak.errors import MediaRejected
+from firebreak.media.probe import MediaInfo, MediaKind, check_pixel_count
+from firebreak.settings import Settings
+
+AUDIO_SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """One frame picked by the sampler: its time in seconds from the first frame, RGB pixels."""
+
+    timestamp: float
+    pixels: npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    """What one pass over a video produced."""
+
+    info: MediaInfo
+    frames: tuple[SampledFrame, ...]
+    decoded_duration_s: float
+    audio: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    audio_rate: int = AUDIO_SAMPLE_RATE
+
+
+@dataclass
+class _FrameSampler:
+    """Picks the first frame at or after each multiple of 1/fps (one frame per slot)."""
+
+    fps: float
+    next_slot: int = 0
+
+    def wants(self, t: float, frame_period: float) -> bool:
+        # Half a frame of slack so 29.97 fps material doesn't drift one frame late each slot.
+        if t + frame_period / 2 < self.next_slot / self.fps:
+            return False
+        self.next_slot = math.floor((t + frame_period / 2) * self.fps) + 1
+        return True
+
+
+def decode_video(
+    info: MediaInfo,
+    settings: Settings,
+    fps: float,
+    size: int,
+    *,
+    with_audio: bool = False,
+) -> DecodedVideo:
+    """Decode `info.path` once, keeping `fps` frames a second as RGB scaled to `size`×`size`
+    (full size when `size` is 0).
+
+    Raises MediaRejected when a limit is broken during decoding (duration, frame count, pixel count,
+    decode time, decode errors) or when the decodable part is much shorter than the file claims.
+    """
+    if info.kind is not MediaKind.VIDEO:
+        raise ValueError(f"{info.path} is not a video")
+    audio_chunks: list[npt.NDArray[np.float32]] | None = [] if with_audio else None
+    frames = list(_iter_sampled_frames(info, settings, fps, size, audio_chunks))
+    return _finish(info, settings, frames, audio_chunks or [], fps)
+
+
+def _finish(
+    info: MediaInfo,
+    settings: Settings,
+    frames: list[SampledFrame],
+    audio_chunks: list[npt.NDArray[np.float32]],
+    fps: float,
+) -> DecodedVideo:
+    if not frames:
+        raise MediaRejected(info.path, "no decodable video frames")
+    last = frames[-1].timestamp + 1.0 / fps
+    decoded = min(last, info.duration_s) if info.duration_s > 0 else last
+    if info.duration_s > 0 and decoded < settings.min_decoded_fraction * info.duration_s:
+        raise MediaRejected(
+            info.path,
+            f"truncated or corrupt: only {decoded:.1f} s of the declared "
+            f"{info.duration_s:.1f} s could be decoded",
+        )
+    audio = np.concatenate(audio_chunks) if audio_chunks else np.zeros(0, np.float32)
+    return DecodedVideo(info, tuple(frames), decoded, audio)
+
+
+def _iter_sampled_frames(
+    info: MediaInfo,
+    settings: Settings,
+    fps: float,
+    size: int,
+    audio_out: list[npt.NDArray[np.float32]] | None,
+) -> Iterator[SampledFrame]:
+    started = time.monotonic()
+    errors = 0
+    decoded_frames = 0
+    try:
+        container = av.open(str(info.path), mode="r", timeout=10.0)
+    except av.error.FFmpegError as exc:
+        raise MediaRejected(info.path, f"cannot open video ({exc})") from None
+    with container:
+        video = container.streams.video[0]
+        video.thread_type = "AUTO"
+        rate = video.average_rate or video.guessed_rate
+        frame_period = 1.0 / float(rate) if rate else 1.0 / 25
+        sampler = _FrameSampler(fps)
+        first_time: float | None = None
+        streams: list[av.stream.Stream] = [video]
+        resampler = None
+        if audio_out is not None and container.streams.audio:
+            streams.append(container.streams.audio[0])
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE)
+        for packet in container.demux(*streams):
+            if time.monotonic() - started > settings.max_decode_s:
+                raise MediaRejected(
+                    info.path, f"decoding took longer than {settings.max_decode_s:.0f} s"
+                )
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                errors += 1
+                if errors > settings.max_decode_errors:
+                    raise MediaRejected(
+                        info.path, f"corrupt: more than {settings.max_decode_errors} decode errors"
+                    ) from None
+                continue
+            if packet.stream.type == "audio":
+                if resampler is not None and audio_out is not None:
+                    for aframe in (f for f in decoded if isinstance(f, av.AudioFrame)):
+                        for out in resampler.resample(aframe):
+                            audio_out.append(out.to_ndarray().reshape(-1).astype(np.float32))
+                continue
+            for frame in decoded:
+                if not isinstance(frame, av.VideoFrame):
+                    continue
+                decoded_frames += 1
+                if decoded_frames > settings.max_decoded_frames:
+                    raise MediaRejected(
+                        info.path, f"more than {settings.max_decoded_frames} frames"
+                    )
+                check_pixel_count(info.path, frame.width, frame.height, settings.max_video_pixels)
+                t_abs = frame.time if frame.time is not None else decoded_frames * frame_period
+                if first_time is None:
+                    first_time = t_abs
+                t = max(0.0, t_abs - first_time)
+                if t > settings.max_duration_s:
+                    raise MediaRejected(
+                        info.path,
+                        f"plays longer than the limit of {settings.max_duration_s:.0f} s",
+                    )
+                if not sampler.wants(t, frame_period):
+                    continue
+                yield SampledFrame(round(t, 3), _rgb_pixels(frame, size))
+
+
+def _rgb_pixels(frame: av.VideoFrame, size: int) -> npt.NDArray[np.uint8]:
+    if size <= 0:
+        return np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+    small = frame.reformat(width=size, height=size, format="rgb24", interpolation="AREA")
+    return np.asarray(small.to_ndarray(), dtype=np.uint8)

@@ -1,0 +1,391 @@
+"""The operations the CLI (and later the API) expose, over one store and its index.
+
+`Firebreak` owns a Store and the StoreIndex kept in step with it. Every operation hashes first and
+writes after, so a file that is refused leaves the banks and the index as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firebreak.errors import HashListInvalid, MediaRejected
+from firebreak.exchange import (
+    HashRecord,
+    ListFormat,
+    read_csv,
+    read_local_file,
+    write_csv,
+    write_local_file,
+)
+from firebreak.index import StoreIndex
+from firebreak.match import (
+    FrameHit,
+    ItemMatch,
+    Segment,
+    Verdict,
+    align_frame_hits,
+    decide,
+    frame_closeness,
+    score_alignment,
+)
+from firebreak.media import MediaKind, probe_media
+from firebreak.settings import Settings
+from firebreak.signals import (
+    FileDigests,
+    FrameHash,
+    MediaSignals,
+    codes_matrix,
+    file_digests,
+    hash_media_file,
+)
+from firebreak.signals.md5 import Md5Signal
+from firebreak.signals.pdq import PdqSignal
+from firebreak.signals.registry import signal_type, signal_type_for_exchange_name
+from firebreak.signals.sha256 import Sha256Signal
+from firebreak.signals.video import VideoSignal, format_feature, format_vpdq_json, parse_vpdq
+from firebreak.store import AddOutcome, Bank, IndexedSignal, Item, NewItem, SignalValue, Store
+
+INDEXED_SIGNAL_TYPES = (PdqSignal.name, VideoSignal.name)
+DIGEST_SIGNAL_TYPES = (Md5Signal, Sha256Signal)
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    file: str
+    verdict: Verdict
+    matches: tuple[ItemMatch, ...]
+    elapsed_s: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "verdict": self.verdict.value,
+            "matches": [
+                {
+                    "bank": m.item.bank,
+                    "item": m.item.name,
+                    "score": round(m.score, 4),
+                    "signals": m.signals,
+                    "query_segment": m.query_segment.as_list() if m.query_segment else None,
+                    "item_segment": m.item_segment.as_list() if m.item_segment else None,
+                }
+                for m in self.matches
+            ],
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    added: int
+    skipped: int
+    passed_through: int
+
+
+class Firebreak:
+    """Banks, hashing and matching on the embedded default (or any SQLAlchemy URL)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.resolved_database_url, INDEXED_SIGNAL_TYPES)
+        self._index: StoreIndex | None = None
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def index(self) -> StoreIndex:
+        if self._index is None:
+            self._index = StoreIndex(self.store, self.settings.index_dir)
+        else:
+            self._index.refresh()
+        return self._index
+
+    # Banks
+
+    def create_bank(self, name: str, kind: str = "block") -> Bank:
+        return self.store.create_bank(name, kind)
+
+    def list_banks(self) -> list[Bank]:
+        return self.store.list_banks()
+
+    def bank_file(self, bank: str, path: Path, name: str | None = None) -> AddOutcome:
+        """Hash `path` and bank it; banking the same file twice changes nothing."""
+        self.store.get_bank(bank)  # fail before the expensive part
+        signals = self.hash_for_bank(path)
+        outcome = self.store.add_item(
+            bank, _new_item(name or path.name, path, signals), self.settings.actor
+        )
+        self.index.apply(outcome.change)
+        return outcome
+
+    def remove_item(self, bank: str, item: str) -> None:
+        self.index.apply(self.store.remove_item(bank, item))
+
+    # Hashing
+
+    def hash_for_bank(self, path: Path) -> MediaSignals:
+        s = self.settings
+        return hash_media_file(path, s, s.bank_fps, s.bank_frame_size)
+
+    def hash_strings(self, path: Path, signal: str | None) -> list[str]:
+        """The industry strings for `path`: PDQ `hex,quality`; vPDQ `hex,quality,timestamp` per
+        frame; md5 and sha256 hex digests."""
+        kind = signal_type(signal) if signal else None
+        if kind in DIGEST_SIGNAL_TYPES:
+            digests = hash_media_file_digests(path, self.settings)
+            return [digests.md5 if kind is Md5Signal else digests.sha256]
+        signals = self.hash_for_bank(path)
+        if kind is None:
+            kind = VideoSignal if signals.is_video else PdqSignal
+        if kind is PdqSignal:
+            if signals.is_video:
+                raise MediaRejected(path, "pdq hashes images; use --signal video for a video")
+            frame = signals.frames[0]
+            return [f"{frame.hex},{frame.quality}"]
+        if not signals.is_video:
+            raise MediaRejected(path, "video hashes need a video; use --signal pdq for an image")
+        return [format_feature(f) for f in signals.frames]
+
+    # Matching
+
+    def match_file(self, path: Path) -> MatchResult:
+        started = time.monotonic()
+        s = self.settings
+        query = hash_media_file(path, s, s.query_fps, s.query_frame_size)
+        matches: dict[int, ItemMatch] = {}
+        for item_match in self._frame_matches(query):
+            matches[item_match.item.id] = item_match
+        for item_match in self._digest_matches(query):
+            previous = matches.get(item_match.item.id)
+            if previous is not None:
+                item_match = ItemMatch(
+                    item_match.item,
+                    max(previous.score, item_match.score),
+                    {**previous.signals, **item_match.signals},
+                    previous.query_segment,
+                    previous.item_segment,
+                )
+            matches[item_match.item.id] = item_match
+        kept = sorted(
+            (m for m in matches.values() if m.score >= s.review_score),
+            key=lambda m: (-m.score, m.item.bank, m.item.name),
+        )
+        verdict = decide(kept, s.match_score, s.review_score)
+        return MatchResult(str(path), verdict, tuple(kept), time.monotonic() - started)
+
+    def _frame_matches(self, query: MediaSignals) -> list[ItemMatch]:
+        s = self.settings
+        usable = [f for f in query.frames if f.quality >= s.min_quality]
+        if not usable:
+            return []
+        threshold = VideoSignal.threshold(s)
+        hits = self.index.search_radius(codes_matrix(usable), threshold)
+        sources = self.store.resolve_signals(h.id for h in hits)
+        by_item: dict[int, list[FrameHit]] = defaultdict(list)
+        items: dict[int, Item] = {}
+        for hit in hits:
+            source = sources.get(hit.id)
+            if source is None or not _usable_item_frame(source, s.min_quality):
+                continue
+            items[source.item.id] = source.item
+            by_item[source.item.id].append(
+                FrameHit(usable[hit.query_row].timestamp, source.timestamp, hit.distance)
+            )
+        query_step = 1.0 / s.query_fps if query.is_video else 0.0
+        # Most bank frames a query this long can meet: one per banked sample it spans.
+        query_span = max(1, int(query.duration_s * s.bank_fps))
+        frame_times = self.store.frame_times(by_item, s.min_quality)
+        results = []
+        for item_id, item_hits in by_item.items():
+            item = items[item_id]
+            item_step = 1.0 / s.bank_fps if item.media_kind == MediaKind.VIDEO.value else 0.0
+            alignment = align_frame_hits(
+                item_hits,
+                s.align_tolerance_s,
+                query_step,
+                item_step,
+                query.duration_s,
+                item.duration_s,
+            )
+            if alignment is None:
+                continue
+            seg = alignment.item_segment
+            times = frame_times.get(item_id, [])
+            in_segment = sum(1 for t in times if seg.start <= t < max(seg.end, seg.start + 1e-6))
+            needed = min(s.min_matched_frames, query_span, max(1, len(times)))
+            score = score_alignment(alignment, in_segment, needed, threshold)
+            distances = [h.distance for h in alignment.hits]
+            results.append(
+                ItemMatch(
+                    item,
+                    score,
+                    {
+                        VideoSignal.name if query.is_video else PdqSignal.name: {
+                            "matched_item_frames": alignment.matched_item_frames,
+                            "item_frames": in_segment,
+                            "matched_query_frames": alignment.matched_query_frames,
+                            "mean_distance": round(float(np.mean(distances)), 2),
+                            "closeness": round(
+                                float(np.mean([frame_closeness(d, threshold) for d in distances])),
+                                3,
+                            ),
+                            "offset_s": round(alignment.offset_s, 2),
+                        }
+                    },
+                    alignment.query_segment,
+                    alignment.item_segment,
+                )
+            )
+        return results
+
+    def _digest_matches(self, query: MediaSignals) -> list[ItemMatch]:
+        results = []
+        for kind, value in (
+            (Md5Signal, query.digests.md5),
+            (Sha256Signal, query.digests.sha256),
+        ):
+            for item in self.store.find_items_by_signal(kind.name, value):
+                results.append(
+                    ItemMatch(
+                        item,
+                        1.0,
+                        {kind.name: {"exact": True}},
+                        Segment(0.0, query.duration_s),
+                        Segment(0.0, item.duration_s),
+                    )
+                )
+        return results
+
+    # Hash lists
+
+    def export_bank(self, bank: str, fmt: ListFormat) -> str:
+        records = []
+        for item in self.store.items(bank):
+            records.extend(_item_records(item, self.store.item_signals(item.id), fmt))
+        return write_csv(records) if fmt is ListFormat.CSV else write_local_file(records)
+
+    def import_hashes(self, bank: str, text: str, fmt: ListFormat, source: str) -> ImportSummary:
+        """Bank every item of a hash list. The whole list is validated before anything is written;
+        items already in the bank (same name) are skipped."""
+        self.store.get_bank(bank)
+        records = read_csv(text, source) if fmt is ListFormat.CSV else read_local_file(text, source)
+        new_items = _items_from_records(records, source)
+        existing = {i.name for i in self.store.items(bank)}
+        added = skipped = passed = 0
+        for new in new_items:
+            if new.name in existing:
+                skipped += 1
+                continue
+            outcome = self.store.add_item(bank, new, self.settings.actor)
+            self.index.apply(outcome.change)
+            existing.add(new.name)
+            added += 1
+            passed += sum(
+                1 for v in new.signals if signal_type_for_exchange_name(v.signal_type) is None
+            )
+        return ImportSummary(added, skipped, passed)
+
+
+def hash_media_file_digests(path: Path, settings: Settings) -> FileDigests:
+    """Digests of a file Firebreak would accept (it is probed first, like any upload)."""
+    probe_media(path, settings)
+    return file_digests(path)
+
+
+def _usable_item_frame(source: IndexedSignal, min_quality: int) -> bool:
+    return source.quality is None or source.quality >= min_quality
+
+
+def _new_item(name: str, path: Path, signals: MediaSignals) -> NewItem:
+    values: list[SignalValue] = [
+        SignalValue(Md5Signal.name, signals.digests.md5),
+        SignalValue(Sha256Signal.name, signals.digests.sha256),
+    ]
+    perceptual = VideoSignal.name if signals.is_video else PdqSignal.name
+    values.extend(SignalValue(perceptual, f.hex, f.quality, f.timestamp) for f in signals.frames)
+    return NewItem(
+        name=name,
+        media_kind=signals.info.kind.value,
+        duration_s=signals.duration_s,
+        signals=tuple(values),
+        source_file=str(path),
+        source_md5=signals.digests.md5,
+        source_sha256=signals.digests.sha256,
+    )
+
+
+def _item_records(item: Item, values: list[SignalValue], fmt: ListFormat) -> list[HashRecord]:
+    frames = [v for v in values if v.signal_type == VideoSignal.name]
+    records = []
+    if frames:
+        features = [FrameHash.from_hex(v.value, v.quality or 0, v.timestamp or 0.0) for v in frames]
+        records.append(HashRecord(VideoSignal.exchange_name, format_vpdq_json(features), item.name))
+    for v in values:
+        if v.signal_type == VideoSignal.name:
+            continue
+        known = signal_type_for_exchange_name(v.signal_type)
+        is_digest = known in DIGEST_SIGNAL_TYPES
+        if is_digest and item.media_kind == MediaKind.IMAGE.value and fmt is ListFormat.TE:
+            continue  # ThreatExchange's digest types are video types
+        name = known.exchange_name if known is not None else v.signal_type
+        records.append(HashRecord(name, v.value, item.name))
+    return records
+
+
+def _items_from_records(records: Iterable[HashRecord], source: str) -> list[NewItem]:
+    grouped: dict[str, list[HashRecord]] = defaultdict(list)
+    for number, record in enumerate(records, start=1):
+        name = record.item or _record_item_name(record)
+        grouped[name].append(record)
+        known = signal_type_for_exchange_name(record.signal_type)
+        if known is not None:
+            try:
+                known.validate(record.value)
+            except ValueError as exc:
+                raise HashListInvalid(source, number, str(exc)) from None
+    return [_item_from_records(name, group) for name, group in grouped.items()]
+
+
+def _record_item_name(record: HashRecord) -> str:
+    digest = hashlib.sha256(f"{record.signal_type} {record.value}".encode()).hexdigest()[:16]
+    return f"{record.signal_type}-{digest}"
+
+
+def _item_from_records(name: str, records: list[HashRecord]) -> NewItem:
+    values: list[SignalValue] = []
+    media_kind = "hashes"
+    duration = 0.0
+    md5 = sha256 = None
+    for record in records:
+        known = signal_type_for_exchange_name(record.signal_type)
+        if known is VideoSignal:
+            frames = parse_vpdq(record.value)
+            values.extend(
+                SignalValue(VideoSignal.name, f.hex, f.quality, f.timestamp) for f in frames
+            )
+            media_kind = MediaKind.VIDEO.value
+            duration = max(duration, max(f.timestamp for f in frames) + 1.0)
+        elif known is PdqSignal:
+            values.append(SignalValue(PdqSignal.name, known.validate(record.value), None, 0.0))
+            if media_kind != MediaKind.VIDEO.value:
+                media_kind = MediaKind.IMAGE.value
+        elif known is not None:
+            value = known.validate(record.value)
+            values.append(SignalValue(known.name, value))
+            md5 = value if known is Md5Signal else md5
+            sha256 = value if known is Sha256Signal else sha256
+        else:
+            values.append(SignalValue(record.signal_type, record.value))
+    return NewItem(name, media_kind, duration, tuple(values), None, md5, sha256)
+
+
+__all__ = ["Firebreak", "ImportSummary", "MatchResult"]

@@ -1,0 +1,73 @@
+"""One typed settings object for the whole system, read from `FIREBREAK_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of Firebreak. Thresholds and limits live here, never as constants in code."""
+
+    model_config = SettingsConfigDict(env_prefix="FIREBREAK_", frozen=True)
+
+    home: Path = Field(default=Path(".firebreak"), description="Where data lives.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite under `home` when unset."
+    )
+    actor: str = Field(default="cli", description="Recorded as `added_by` on banked items.")
+
+    # Limits enforced before and during decoding.
+    max_file_bytes: int = 4 * 1024**3
+    max_duration_s: float = 4 * 3600.0
+    max_video_pixels: int = 8192 * 4320
+    max_image_pixels: int = 100_000_000
+    max_decoded_frames: int = 2_000_000
+    max_decode_s: float = 600.0
+    max_decode_errors: int = 50
+    min_decoded_fraction: float = Field(
+        default=0.9,
+        description="A video whose decodable part covers less of its declared duration is truncated.",
+    )
+
+    # Sampling: banks use vPDQ's 1 hash/s; queries hash (nearly) every frame, because PDQ moves
+    # by 30+ bits within a fifth of a second of moving footage: only a query frame within a frame
+    # or two of a banked sample's time is sure to land within the threshold of it.
+    bank_fps: float = 1.0
+    query_fps: float = 30.0
+    # Banked frames are hashed at full resolution, bit-exact with vPDQ; query frames are scaled to
+    # 64x64 first (PDQ's own working size: within ~10 bits of full size, at a tenth of the cost).
+    bank_frame_size: int = Field(default=0, description="0 hashes frames at full resolution.")
+    query_frame_size: int = 64
+
+    # Thresholds per signal type, by signal name, overriding each type's default; e.g.
+    # FIREBREAK_THRESHOLDS='{"pdq": 28}'.
+    thresholds: dict[str, int] = Field(default_factory=dict)
+    min_quality: int = Field(default=50, description="PDQ frames below this quality are ignored.")
+
+    # Alignment and verdicts.
+    align_tolerance_s: float = 1.5
+    min_matched_frames: int = Field(
+        default=3, description="Aligned frames needed for full confidence in a video match."
+    )
+    match_score: float = Field(default=0.5, description="Score at or above which we say match.")
+    review_score: float = Field(default=0.2, description="Score at or above which we say review.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'firebreak.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,65 @@
+"""Every signal of one media file, from one read of its bytes and one decoding pass."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from firebreak.errors import MediaRejected
+from firebreak.media import MediaInfo, MediaKind, decode_video, load_image_rgb, probe_media
+from firebreak.settings import Settings
+from firebreak.signals.base import FrameHash
+from firebreak.signals.pdq import pdq_hash_pixels
+from firebreak.signals.video import hash_sampled_frames
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileDigests:
+    md5: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class MediaSignals:
+    """The hashes of one file: digests of its bytes and PDQ of its picture(s)."""
+
+    info: MediaInfo
+    digests: FileDigests
+    frames: tuple[FrameHash, ...]
+    duration_s: float
+
+    @property
+    def is_video(self) -> bool:
+        return self.info.kind is MediaKind.VIDEO
+
+
+def file_digests(path: Path) -> FileDigests:
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                md5.update(chunk)
+                sha.update(chunk)
+    except OSError as exc:
+        raise MediaRejected(path, f"cannot read file ({exc.strerror})") from None
+    return FileDigests(md5.hexdigest(), sha.hexdigest())
+
+
+def hash_media_file(path: Path, settings: Settings, fps: float, frame_size: int) -> MediaSignals:
+    """Probe, digest and perceptually hash `path`.
+
+    Videos are sampled at `fps` frames a second and each frame scaled to `frame_size` square
+    (0: full size) before PDQ; images are always hashed at full size, as PDQ's reference does.
+    """
+    info = probe_media(path, settings)
+    digests = file_digests(path)
+    if info.kind is MediaKind.IMAGE:
+        frame = pdq_hash_pixels(load_image_rgb(path, settings))
+        return MediaSignals(info, digests, (frame,), 0.0)
+    decoded = decode_video(info, settings, fps, frame_size)
+    frames = tuple(hash_sampled_frames(decoded.frames))
+    return MediaSignals(info, digests, frames, decoded.decoded_duration_s)

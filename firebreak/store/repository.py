@@ -1,0 +1,372 @@
+"""The store: banks, items and signals behind one SQLAlchemy implementation (SQLite, PostgreSQL).
+
+Every write is one transaction. Changes to indexed signals bump the `index_version` counter in the
+same transaction, so an index saved beside the database can tell whether it is still current.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from firebreak.errors import BankExists, BankNotFound, ItemNotFound
+from firebreak.store.models import BankRow, CounterRow, ItemRow, SignalRow
+
+INDEX_VERSION = "index_version"
+BANK_KINDS = ("block", "allow")
+
+
+@dataclass(frozen=True)
+class Bank:
+    id: int
+    name: str
+    kind: str
+    created_at: datetime
+    item_count: int
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    bank: str
+    name: str
+    media_kind: str
+    duration_s: float
+    source_file: str | None
+    source_md5: str | None
+    source_sha256: str | None
+    added_by: str
+    added_at: datetime
+
+
+@dataclass(frozen=True)
+class SignalValue:
+    """One signal of an item: a digest, a PDQ hash, or one frame of a video hash."""
+
+    signal_type: str
+    value: str
+    quality: int | None = None
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """Everything needed to bank one item, computed before any write."""
+
+    name: str
+    media_kind: str
+    duration_s: float
+    signals: tuple[SignalValue, ...]
+    source_file: str | None = None
+    source_md5: str | None = None
+    source_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexChange:
+    """What a write did to the indexed signals: ids with their hex codes, and the new version."""
+
+    added: tuple[tuple[int, str], ...]
+    removed: tuple[int, ...]
+    index_version: int
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    item: Item
+    created: bool
+    change: IndexChange
+
+
+@dataclass(frozen=True)
+class IndexedSignal:
+    """Where an indexed code came from: its item and the time of its frame."""
+
+    signal_id: int
+    item: Item
+    timestamp: float
+    quality: int | None
+
+
+def value_key(value: str) -> str:
+    return value if len(value) <= 64 else hashlib.sha256(value.encode()).hexdigest()
+
+
+def run_migrations(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    script_location = str(resources.files("firebreak.store") / "migrations")
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _enable_sqlite_foreign_keys(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+class Store:
+    """Banks, items and signals. `indexed_types` are the signal types kept in the Hamming index."""
+
+    def __init__(self, url: str, indexed_types: Sequence[str]) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            _enable_sqlite_foreign_keys(self.engine)
+        run_migrations(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.indexed_types = tuple(indexed_types)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # Banks
+
+    def create_bank(self, name: str, kind: str = "block") -> Bank:
+        if kind not in BANK_KINDS:
+            raise ValueError(f"bank kind must be one of {', '.join(BANK_KINDS)}")
+        with self._sessions.begin() as session:
+            if session.scalar(select(BankRow.id).where(BankRow.name == name)) is not None:
+                raise BankExists(name)
+            row = BankRow(name=name, kind=kind)
+            session.add(row)
+            session.flush()
+            return Bank(row.id, row.name, row.kind, row.created_at, 0)
+
+    def get_bank(self, name: str) -> Bank:
+        with self._sessions() as session:
+            return self._bank(session, self._bank_row(session, name))
+
+    def list_banks(self) -> list[Bank]:
+        with self._sessions() as session:
+            rows = session.scalars(select(BankRow).order_by(BankRow.name)).all()
+            return [self._bank(session, row) for row in rows]
+
+    def items(self, bank_name: str) -> list[Item]:
+        with self._sessions() as session:
+            bank = self._bank_row(session, bank_name)
+            rows = session.scalars(
+                select(ItemRow).where(ItemRow.bank_id == bank.id).order_by(ItemRow.id)
+            ).all()
+            return [_item(row, bank.name) for row in rows]
+
+    def frame_times(self, item_ids: Iterable[int], min_quality: int) -> dict[int, list[float]]:
+        """Times of each item's indexed frames of at least `min_quality` (unknown quality counts)."""
+        times: dict[int, list[float]] = {i: [] for i in item_ids}
+        with self._sessions() as session:
+            rows = session.execute(
+                select(SignalRow.item_id, SignalRow.timestamp).where(
+                    SignalRow.item_id.in_(list(times)),
+                    SignalRow.signal_type.in_(self.indexed_types),
+                    (SignalRow.quality.is_(None)) | (SignalRow.quality >= min_quality),
+                )
+            ).all()
+        for item_id, ts in rows:
+            times[int(item_id)].append(float(ts or 0.0))
+        return times
+
+    def item_signals(self, item_id: int) -> list[SignalValue]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(SignalRow).where(SignalRow.item_id == item_id).order_by(SignalRow.id)
+            ).all()
+            return [SignalValue(r.signal_type, r.value, r.quality, r.timestamp) for r in rows]
+
+    # Items
+
+    def add_item(self, bank_name: str, new: NewItem, added_by: str) -> AddOutcome:
+        """Bank `new`; a file already in the bank (same SHA-256) is returned unchanged."""
+        with self._sessions.begin() as session:
+            bank = self._bank_row(session, bank_name)
+            if new.source_sha256 is not None:
+                existing = session.scalar(
+                    select(ItemRow).where(
+                        ItemRow.bank_id == bank.id, ItemRow.source_sha256 == new.source_sha256
+                    )
+                )
+                if existing is not None:
+                    version = self._counter(session, INDEX_VERSION)
+                    return AddOutcome(
+                        _item(existing, bank.name), False, IndexChange((), (), version)
+                    )
+            row = ItemRow(
+                bank_id=bank.id,
+                name=self._free_item_name(session, bank.id, new.name),
+                media_kind=new.media_kind,
+                duration_s=new.duration_s,
+                source_file=new.source_file,
+                source_md5=new.source_md5,
+                source_sha256=new.source_sha256,
+                added_by=added_by,
+            )
+            row.signals = [
+                SignalRow(
+                    signal_type=s.signal_type,
+                    value=s.value,
+                    value_key=value_key(s.value),
+                    quality=s.quality,
+                    timestamp=s.timestamp,
+                )
+                for s in new.signals
+            ]
+            session.add(row)
+            session.flush()
+            added = tuple(
+                (s.id, s.value) for s in row.signals if s.signal_type in self.indexed_types
+            )
+            version = (
+                self._bump(session, INDEX_VERSION)
+                if added
+                else self._counter(session, INDEX_VERSION)
+            )
+            return AddOutcome(_item(row, bank.name), True, IndexChange(added, (), version))
+
+    def remove_item(self, bank_name: str, item_name: str) -> IndexChange:
+        with self._sessions.begin() as session:
+            bank = self._bank_row(session, bank_name)
+            item_id = session.scalar(
+                select(ItemRow.id).where(ItemRow.bank_id == bank.id, ItemRow.name == item_name)
+            )
+            if item_id is None:
+                raise ItemNotFound(bank_name, item_name)
+            removed = tuple(
+                session.scalars(
+                    select(SignalRow.id).where(
+                        SignalRow.item_id == item_id,
+                        SignalRow.signal_type.in_(self.indexed_types),
+                    )
+                ).all()
+            )
+            session.execute(delete(SignalRow).where(SignalRow.item_id == item_id))
+            session.execute(delete(ItemRow).where(ItemRow.id == item_id))
+            version = self._bump(session, INDEX_VERSION)
+            return IndexChange((), removed, version)
+
+    # Lookups
+
+    def index_version(self) -> int:
+        with self._sessions() as session:
+            return self._counter(session, INDEX_VERSION)
+
+    def iter_indexed_signals(self, batch: int = 50_000) -> Iterator[list[tuple[int, str]]]:
+        """Every indexed (id, hex) pair, in batches, for rebuilding the index."""
+        last = 0
+        with self._sessions() as session:
+            while True:
+                rows = session.execute(
+                    select(SignalRow.id, SignalRow.value)
+                    .where(SignalRow.signal_type.in_(self.indexed_types), SignalRow.id > last)
+                    .order_by(SignalRow.id)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return
+                yield [(int(r[0]), str(r[1])) for r in rows]
+                last = int(rows[-1][0])
+
+    def resolve_signals(self, ids: Iterable[int]) -> dict[int, IndexedSignal]:
+        """The item and frame time behind each indexed signal id (unknown ids are left out)."""
+        wanted = sorted(set(ids))
+        found: dict[int, IndexedSignal] = {}
+        items: dict[int, Item] = {}
+        with self._sessions() as session:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = session.execute(
+                    select(
+                        SignalRow.id, SignalRow.item_id, SignalRow.timestamp, SignalRow.quality
+                    ).where(SignalRow.id.in_(chunk))
+                ).all()
+                missing = {r[1] for r in rows} - items.keys()
+                if missing:
+                    for item_row, bank_name in session.execute(
+                        select(ItemRow, BankRow.name)
+                        .join(BankRow, ItemRow.bank_id == BankRow.id)
+                        .where(ItemRow.id.in_(missing))
+                    ).all():
+                        items[item_row.id] = _item(item_row, bank_name)
+                for sid, item_id, ts, quality in rows:
+                    found[int(sid)] = IndexedSignal(int(sid), items[item_id], ts or 0.0, quality)
+        return found
+
+    def find_items_by_signal(self, signal_type: str, value: str) -> list[Item]:
+        """Items holding exactly this signal value (digests)."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(ItemRow, BankRow.name)
+                .join(SignalRow, SignalRow.item_id == ItemRow.id)
+                .join(BankRow, ItemRow.bank_id == BankRow.id)
+                .where(
+                    SignalRow.signal_type == signal_type, SignalRow.value_key == value_key(value)
+                )
+                .distinct()
+            ).all()
+            return [_item(row, bank_name) for row, bank_name in rows]
+
+    # Internals
+
+    def _bank_row(self, session: Session, name: str) -> BankRow:
+        row = session.scalar(select(BankRow).where(BankRow.name == name))
+        if row is None:
+            raise BankNotFound(name)
+        return row
+
+    def _bank(self, session: Session, row: BankRow) -> Bank:
+        count = session.scalar(select(func.count(ItemRow.id)).where(ItemRow.bank_id == row.id))
+        return Bank(row.id, row.name, row.kind, row.created_at, int(count or 0))
+
+    def _free_item_name(self, session: Session, bank_id: int, wanted: str) -> str:
+        """`wanted`, or `wanted (2)`, `(3)`… when another file of that name is already banked."""
+        taken = set(
+            session.scalars(
+                select(ItemRow.name).where(
+                    ItemRow.bank_id == bank_id, ItemRow.name.startswith(wanted)
+                )
+            ).all()
+        )
+        name, n = wanted, 1
+        while name in taken:
+            n += 1
+            name = f"{wanted} ({n})"
+        return name
+
+    def _counter(self, session: Session, name: str) -> int:
+        return int(session.scalar(select(CounterRow.value).where(CounterRow.name == name)) or 0)
+
+    def _bump(self, session: Session, name: str) -> int:
+        session.execute(
+            update(CounterRow).where(CounterRow.name == name).values(value=CounterRow.value + 1)
+        )
+        return self._counter(session, name)
+
+
+def _item(row: ItemRow, bank_name: str) -> Item:
+    return Item(
+        row.id,
+        bank_name,
+        row.name,
+        row.media_kind,
+        row.duration_s,
+        row.source_file,
+        row.source_md5,
+        row.source_sha256,
+        row.added_by,
+        row.added_at,
+    )

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Firebreak needs (ffmpeg for test media, the FFmpeg development
+# libraries and pkg-config to build vpdq) when they are missing. Needs root to install.
+set -euo pipefail
+packages=(ffmpeg pkg-config libavdevice-dev libavfilter-dev libavformat-dev libavcodec-dev
+  libswresample-dev libswscale-dev libavutil-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing system packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing system packages: ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

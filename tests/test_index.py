@@ -1,0 +1,75 @@
+"""The Hamming index is exact: it returns what brute force returns, before and after changes."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firebreak.index import HammingIndex, brute_force_radius_search
+
+
+def _near_copies(rng: np.random.Generator, base: np.ndarray, flips: int) -> np.ndarray:
+    bits = np.unpackbits(base, axis=1)
+    for row in bits:
+        row[rng.choice(256, size=flips, replace=False)] ^= 1
+    return np.packbits(bits, axis=1)
+
+
+def _as_set(hits: list) -> set[tuple[int, int, int]]:
+    return {(h.query_row, h.id, h.distance) for h in hits}
+
+
+@given(seed=st.integers(0, 2**32 - 1), radius=st.integers(0, 64), flips=st.integers(0, 48))
+@settings(max_examples=40, deadline=None)
+def test_radius_search_equals_brute_force(seed: int, radius: int, flips: int) -> None:
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 256, size=(300, 32), dtype=np.uint8)
+    ids = rng.choice(10**9, size=300, replace=False).astype(np.int64)
+    queries = np.vstack(
+        [_near_copies(rng, codes[:20], flips), rng.integers(0, 256, (5, 32), dtype=np.uint8)]
+    )
+    index = HammingIndex()
+    index.add(ids, codes)
+
+    assert _as_set(index.search_radius(queries, radius)) == _as_set(
+        brute_force_radius_search(ids, codes, queries, radius)
+    )
+
+
+def test_removed_ids_are_never_returned_and_others_still_are() -> None:
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 256, size=(100, 32), dtype=np.uint8)
+    ids = np.arange(1000, 1100, dtype=np.int64)
+    index = HammingIndex()
+    index.add(ids, codes)
+
+    index.remove(ids[:50])
+
+    hits = index.search_radius(codes, 0)
+    assert {h.id for h in hits} == set(ids[50:].tolist())
+    assert len(index) == 50
+
+
+def test_threshold_distance_is_inclusive() -> None:
+    base = np.zeros((1, 32), dtype=np.uint8)
+    at_31 = _near_copies(np.random.default_rng(1), base, 31)
+    at_32 = _near_copies(np.random.default_rng(2), base, 32)
+    index = HammingIndex()
+    index.add(np.array([1, 2], dtype=np.int64), np.vstack([at_31, at_32]))
+
+    hits = index.search_radius(base, 31)
+
+    assert [(h.id, h.distance) for h in hits] == [(1, 31)]
+
+
+def test_saved_index_reloads_with_the_same_answers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 256, size=(50, 32), dtype=np.uint8)
+    index = HammingIndex()
+    index.add(np.arange(50, dtype=np.int64), codes)
+    index.save(tmp_path / "i.faiss")
+
+    reloaded = HammingIndex.load(tmp_path / "i.faiss")
+
+    assert _as_set(reloaded.search_radius(codes, 10)) == _as_set(index.search_radius(codes, 10))

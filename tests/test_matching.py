@@ -1,0 +1,203 @@
+"""Banking and matching real footage: copies match with the right segments, unrelated clips don't."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from firebreak.bench.variants import (
+    MANIPULATIONS,
+    concat_clips,
+    lavfi_clip,
+    make_excerpt,
+    make_variant,
+)
+from firebreak.match import Verdict
+from firebreak.service import Firebreak
+from firebreak.settings import Settings
+from tests.conftest import ffmpeg
+
+BANK = "known"
+
+
+@pytest.fixture(scope="session")
+def long_real(clips: dict[str, Path], media_dir: Path) -> Path:
+    """29 s of real footage: bikes, then cockatoo, then Big Buck Bunny."""
+    path = media_dir / "long_real.mp4"
+    if not path.exists():
+        parts = [clips["bikes.mp4"], clips["cockatoo.mp4"], clips["bigbuckbunny.mp4"]]
+        concat_clips(parts, path)
+    return path
+
+
+@pytest.fixture
+def banked(fb: Firebreak, clips: dict[str, Path], long_real: Path) -> Firebreak:
+    fb.create_bank(BANK)
+    for path in (clips["cockatoo.mp4"], clips["astronaut.png"], long_real):
+        fb.bank_file(BANK, path)
+    return fb
+
+
+def _best(fb: Firebreak, path: Path) -> tuple[Verdict, str | None, list[float], list[float]]:
+    result = fb.match_file(path).to_json()
+    matches = result["matches"]
+    assert isinstance(matches, list)
+    if not matches:
+        return Verdict(result["verdict"]), None, [], []
+    top = matches[0]
+    return Verdict(result["verdict"]), top["item"], top["query_segment"], top["item_segment"]
+
+
+def _match_for(fb: Firebreak, path: Path, item: str) -> tuple[Verdict, list[float], list[float]]:
+    """The verdict and the segments reported for one expected item (other items may match too)."""
+    result = fb.match_file(path).to_json()
+    matches = result["matches"]
+    assert isinstance(matches, list)
+    found = [m for m in matches if m["item"] == item]
+    assert found, f"{item} not among {[m['item'] for m in matches]}"
+    return Verdict(result["verdict"]), found[0]["query_segment"], found[0]["item_segment"]
+
+
+def _close(segment: list[float], expected: tuple[float, float], tolerance: float = 1.0) -> bool:
+    return abs(segment[0] - expected[0]) <= tolerance and abs(segment[1] - expected[1]) <= tolerance
+
+
+def test_reencoded_360p_crf35_copy_matches_with_the_whole_segment(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path
+) -> None:
+    copy = make_variant(
+        clips["cockatoo.mp4"], MANIPULATIONS["reencode_360p_crf35"], media_dir / "c360.mp4"
+    )
+
+    # cockatoo.mp4 is also inside long_real.mp4, so both items match.
+    verdict, query_segment, item_segment = _match_for(banked, copy, "cockatoo.mp4")
+
+    assert verdict is Verdict.MATCH
+    assert _close(query_segment, (0.0, 14.0))
+    assert _close(item_segment, (0.0, 14.0))
+
+
+def test_ten_second_excerpt_of_a_banked_video_is_found_with_its_segment(
+    banked: Firebreak, long_real: Path, media_dir: Path
+) -> None:
+    excerpt = make_excerpt(long_real, 3.4, 10.0, media_dir / "excerpt.mp4")
+
+    verdict, query_segment, item_segment = _match_for(banked, excerpt, "long_real.mp4")
+
+    assert verdict is Verdict.MATCH
+    assert _close(query_segment, (0.0, 10.0))
+    assert _close(item_segment, (3.4, 13.4))
+
+
+def test_banked_video_inside_a_longer_one_is_found_where_it_sits(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path
+) -> None:
+    before = lavfi_clip("testsrc2", 6, media_dir / "before.mp4")
+    after = lavfi_clip("mandelbrot", 6, media_dir / "after.mp4")
+    embedded = concat_clips([before, clips["cockatoo.mp4"], after], media_dir / "embedded.mp4")
+
+    verdict, query_segment, item_segment = _match_for(banked, embedded, "cockatoo.mp4")
+
+    assert verdict is Verdict.MATCH
+    assert _close(query_segment, (6.0, 20.0))
+    assert _close(item_segment, (0.0, 14.0))
+
+
+@pytest.mark.parametrize("clip", ["carphone_pristine.mp4", "realshort.mp4", "chelsea.png"])
+def test_unrelated_real_media_matches_nothing(
+    banked: Firebreak, clips: dict[str, Path], clip: str
+) -> None:
+    result = banked.match_file(clips[clip])
+
+    assert result.verdict is Verdict.NO_MATCH
+    assert result.matches == ()
+
+
+def test_unrelated_synthetic_video_matches_nothing(banked: Firebreak, media_dir: Path) -> None:
+    clip = lavfi_clip("life", 8, media_dir / "life.mp4")
+
+    assert banked.match_file(clip).verdict is Verdict.NO_MATCH
+
+
+def test_recompressed_photo_matches_its_banked_original(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path
+) -> None:
+    jpeg = media_dir / "astronaut-q.jpg"
+    ffmpeg("-i", clips["astronaut.png"], "-vf", "scale=300:-1", "-q:v", "12", jpeg)
+
+    verdict, item, _, _ = _best(banked, jpeg)
+
+    assert verdict is Verdict.MATCH
+    assert item == "astronaut.png"
+
+
+def test_identical_file_matches_on_its_digests_too(
+    banked: Firebreak, clips: dict[str, Path]
+) -> None:
+    result = banked.match_file(clips["cockatoo.mp4"])
+
+    signals = result.matches[0].signals
+    assert {"md5", "sha256", "video"} <= signals.keys()
+    assert result.matches[0].score == 1.0
+
+
+def test_removed_item_no_longer_matches(banked: Firebreak, clips: dict[str, Path]) -> None:
+    banked.remove_item(BANK, "cockatoo.mp4")
+
+    matched = {m.item.name for m in banked.match_file(clips["cockatoo.mp4"]).matches}
+    assert "cockatoo.mp4" not in matched  # (its footage inside long_real.mp4 still matches)
+    assert [i.name for i in banked.store.items(BANK)] == ["astronaut.png", "long_real.mp4"]
+
+
+def test_banking_the_same_file_twice_is_a_no_op(fb: Firebreak, clips: dict[str, Path]) -> None:
+    fb.create_bank(BANK)
+    first = fb.bank_file(BANK, clips["bikes.mp4"])
+    size = len(fb.index)
+
+    again = fb.bank_file(BANK, clips["bikes.mp4"])
+
+    assert first.created and not again.created
+    assert again.item.id == first.item.id
+    assert len(fb.index) == size
+    assert len(fb.store.items(BANK)) == 1
+
+
+def test_index_survives_a_restart_and_is_rebuilt_when_its_file_is_lost(
+    settings: Settings, clips: dict[str, Path]
+) -> None:
+    first = Firebreak(settings)
+    first.create_bank(BANK)
+    first.bank_file(BANK, clips["bikes.mp4"])
+    indexed = len(first.index)
+    first.close()
+
+    reopened = Firebreak(settings)
+    assert len(reopened.index) == indexed
+    assert reopened.match_file(clips["bikes.mp4"]).verdict is Verdict.MATCH
+    reopened.close()
+
+    for path in settings.index_dir.iterdir():
+        path.unlink()
+    rebuilt = Firebreak(settings)
+    assert len(rebuilt.index) == indexed
+    assert rebuilt.match_file(clips["bikes.mp4"]).verdict is Verdict.MATCH
+    rebuilt.close()
+
+
+def test_two_processes_banking_into_one_home_both_see_every_item(
+    settings: Settings, clips: dict[str, Path]
+) -> None:
+    a, b = Firebreak(settings), Firebreak(settings)
+    a.create_bank(BANK)
+    assert len(a.index) == len(b.index) == 0
+
+    a.bank_file(BANK, clips["bikes.mp4"])
+    b.bank_file(BANK, clips["bigbuckbunny.mp4"])
+
+    for fb in (a, b):
+        assert fb.match_file(clips["bikes.mp4"]).verdict is Verdict.MATCH
+        assert fb.match_file(clips["bigbuckbunny.mp4"]).verdict is Verdict.MATCH
+    assert len(a.index) == len(b.index)
+    a.close()
+    b.close()
