@@ -32,7 +32,8 @@ clips_app = typer.Typer(no_args_is_help=True, help="Real filmed clips for tests 
 app.add_typer(bank_app, name="bank")
 app.add_typer(clips_app, name="clips")
 
-out = Console(soft_wrap=True)
+# Tables keep their columns in logs and pipes, where Rich would otherwise assume 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -63,6 +64,7 @@ def progress() -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,  # a bar in a log is noise
     )
 
 

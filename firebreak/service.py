@@ -351,7 +351,7 @@ def _items_from_records(records: Iterable[HashRecord], source: str) -> list[NewI
             try:
                 known.validate(record.value)
             except ValueError as exc:
-                raise HashListInvalid(source, number, str(exc)) from None
+                raise HashListInvalid(source, record.line or number, str(exc)) from None
     return [_item_from_records(name, group) for name, group in grouped.items()]
 
 

@@ -122,7 +122,7 @@ def _probe_video(path: Path, size: int, settings: Settings) -> MediaInfo:
 
 
 def _decodable_codec_name(path: Path, stream: av.video.stream.VideoStream) -> str:
-    # PyAV gives a stream whose codec has no decoder no codec context at all (None).
+    # PyAV 18 gives a stream that no decoder knows a codec_context of None, not an error.
     context = stream.codec_context
     try:
         codec = context.codec if context is not None else None
