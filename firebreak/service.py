@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +41,11 @@ from firebreak.signals import (
     FileDigests,
     FrameHash,
     MediaSignals,
+    QuerySignals,
     codes_matrix,
     file_digests,
     hash_media_file,
+    hash_query_file,
 )
 from firebreak.signals.md5 import Md5Signal
 from firebreak.signals.pdq import PdqSignal
@@ -160,7 +162,7 @@ class Firebreak:
     def match_file(self, path: Path) -> MatchResult:
         started = time.monotonic()
         s = self.settings
-        query = hash_media_file(path, s, s.query_fps, s.query_frame_size)
+        query = hash_query_file(path, s)
         matches: dict[int, ItemMatch] = {}
         for item_match in self._frame_matches(query):
             matches[item_match.item.id] = item_match
@@ -182,13 +184,13 @@ class Firebreak:
         verdict = decide(kept, s.match_score, s.review_score)
         return MatchResult(str(path), verdict, tuple(kept), time.monotonic() - started)
 
-    def _frame_matches(self, query: MediaSignals) -> list[ItemMatch]:
+    def _frame_matches(self, query: QuerySignals) -> list[ItemMatch]:
         s = self.settings
-        usable = [f for f in query.frames if f.quality >= s.min_quality]
+        usable = [v for v in query.views if v.frame.quality >= s.min_quality]
         if not usable:
             return []
         threshold = VideoSignal.threshold(s)
-        hits = self.index.search_radius(codes_matrix(usable), threshold)
+        hits = self.index.search_radius(codes_matrix([v.frame for v in usable]), threshold)
         sources = self.store.resolve_signals(h.id for h in hits)
         by_item: dict[int, list[FrameHit]] = defaultdict(list)
         items: dict[int, Item] = {}
@@ -197,8 +199,9 @@ class Firebreak:
             if source is None or not _usable_item_frame(source, s.min_quality):
                 continue
             items[source.item.id] = source.item
+            view = usable[hit.query_row]
             by_item[source.item.id].append(
-                FrameHit(usable[hit.query_row].timestamp, source.timestamp, hit.distance)
+                FrameHit(view.frame.timestamp, source.timestamp, hit.distance, view.view)
             )
         query_step = 1.0 / s.query_fps if query.is_video else 0.0
         # Most bank frames a query this long can meet: one per banked sample it spans.
@@ -215,6 +218,7 @@ class Firebreak:
                 item_step,
                 query.duration_s,
                 item.duration_s,
+                s.align_speeds,
             )
             if alignment is None:
                 continue
@@ -239,6 +243,8 @@ class Firebreak:
                                 3,
                             ),
                             "offset_s": round(alignment.offset_s, 2),
+                            "speed": round(alignment.speed, 3),
+                            "views": dict(Counter(h.view for h in alignment.hits)),
                         }
                     },
                     alignment.query_segment,
@@ -247,7 +253,7 @@ class Firebreak:
             )
         return results
 
-    def _digest_matches(self, query: MediaSignals) -> list[ItemMatch]:
+    def _digest_matches(self, query: QuerySignals) -> list[ItemMatch]:
         results = []
         for kind, value in (
             (Md5Signal, query.digests.md5),

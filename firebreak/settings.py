@@ -38,10 +38,11 @@ class Settings(BaseSettings):
     # or two of a banked sample's time is sure to land within the threshold of it.
     bank_fps: float = 1.0
     query_fps: float = 30.0
-    # Banked frames are hashed at full resolution, bit-exact with vPDQ; query frames are scaled to
-    # 64x64 first (PDQ's own working size: within ~10 bits of full size, at a tenth of the cost).
+    # Banked frames are hashed at full resolution, bit-exact with vPDQ. Query frames are decoded
+    # small, their views (whole, mirrored, content box) cut out and scaled to 64x64, PDQ's own
+    # working size: within ~10 bits of the full-size hash at a tenth of the cost.
     bank_frame_size: int = Field(default=0, description="0 hashes frames at full resolution.")
-    query_frame_size: int = 64
+    query_decode_size: int = 192
 
     # Thresholds per signal type, by signal name, overriding each type's default; e.g.
     # FIREBREAK_THRESHOLDS='{"pdq": 28}'.
@@ -49,7 +50,13 @@ class Settings(BaseSettings):
     min_quality: int = Field(default=50, description="PDQ frames below this quality are ignored.")
 
     # Alignment and verdicts.
-    align_tolerance_s: float = 1.5
+    align_tolerance_s: float = Field(
+        default=0.75, description="How far (item seconds) a hit may lie off the aligned line."
+    )
+    align_speeds: tuple[float, ...] = Field(
+        default=(0.5, 2 / 3, 0.75, 0.8, 0.9, 1.0, 1.1, 1.25, 4 / 3, 1.5, 2.0),
+        description="Playback speeds of copies that alignment tries.",
+    )
     min_matched_frames: int = Field(
         default=3, description="Aligned frames needed for full confidence in a video match."
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,12 +33,28 @@ def long_real(clips: dict[str, Path], media_dir: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def banked(fb: Firebreak, clips: dict[str, Path], long_real: Path) -> Firebreak:
+@pytest.fixture(scope="session")
+def banked_home(
+    clips: dict[str, Path], long_real: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A home with cockatoo.mp4, astronaut.png and long_real.mp4 banked, made once."""
+    home = tmp_path_factory.mktemp("banked") / "home"
+    fb = Firebreak(Settings(home=home))
     fb.create_bank(BANK)
     for path in (clips["cockatoo.mp4"], clips["astronaut.png"], long_real):
         fb.bank_file(BANK, path)
-    return fb
+    fb.close()
+    return home
+
+
+@pytest.fixture
+def banked(banked_home: Path, tmp_path: Path) -> Iterator[Firebreak]:
+    """A Firebreak on a private copy of the banked home."""
+    home = tmp_path / "banked-home"
+    shutil.copytree(banked_home, home)
+    fb = Firebreak(Settings(home=home))
+    yield fb
+    fb.close()
 
 
 def _best(fb: Firebreak, path: Path) -> tuple[Verdict, str | None, list[float], list[float]]:
@@ -201,3 +219,40 @@ def test_two_processes_banking_into_one_home_both_see_every_item(
     assert len(a.index) == len(b.index)
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize(
+    ("edit", "video_filter"),
+    [
+        ("mirrored", "hflip"),
+        ("letterboxed", "scale=iw*0.8:-2,pad=iw/0.8:ih/0.8:(ow-iw)/2:(oh-ih)/2"),
+        ("pillarboxed", "scale=-2:ih*0.75,pad=iw*1.6:ih:(ow-iw)/2:0"),
+        ("meme-captioned", "pad=iw:ih*1.2:0:ih*0.2:color=white"),
+        ("mirrored-and-letterboxed", "hflip,scale=iw*0.8:-2,pad=iw/0.8:ih/0.8:(ow-iw)/2:(oh-ih)/2"),
+        ("twice-as-fast", "setpts=0.5*PTS"),
+        ("half-speed", "setpts=2.0*PTS"),
+        ("at-15-fps", "fps=15"),
+    ],
+)
+def test_edited_copy_matches_its_original(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path, edit: str, video_filter: str
+) -> None:
+    copy = media_dir / f"bbb-{edit}.mp4"
+    if not copy.exists():
+        ffmpeg("-i", clips["bigbuckbunny.mp4"], "-vf", video_filter, "-crf", "28", copy)
+    banked.bank_file(BANK, clips["bigbuckbunny.mp4"])
+    verdict, _, item_segment = _match_for(banked, copy, "bigbuckbunny.mp4")
+
+    assert verdict is Verdict.MATCH
+    assert _close(item_segment, (0.0, 5.3))
+
+
+@pytest.mark.parametrize("clip", ["carphone_pristine.mp4", "realshort.mp4"])
+def test_mirrored_unrelated_clip_matches_nothing(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path, clip: str
+) -> None:
+    copy = media_dir / f"mirrored-{clip}"
+    if not copy.exists():
+        ffmpeg("-i", clips[clip], "-vf", "hflip,pad=iw:ih*1.3:0:ih*0.15", copy)
+
+    assert banked.match_file(copy).verdict is Verdict.NO_MATCH

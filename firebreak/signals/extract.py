@@ -6,12 +6,17 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
 from firebreak.errors import MediaRejected
 from firebreak.media import MediaInfo, MediaKind, decode_video, load_image_rgb, probe_media
 from firebreak.settings import Settings
 from firebreak.signals.base import FrameHash
 from firebreak.signals.pdq import pdq_hash_pixels
 from firebreak.signals.video import hash_sampled_frames
+from firebreak.signals.views import ContentBox, ViewHash, detect_content_box, query_view_hashes
 
 _CHUNK = 1 << 20
 
@@ -29,6 +34,21 @@ class MediaSignals:
     info: MediaInfo
     digests: FileDigests
     frames: tuple[FrameHash, ...]
+    duration_s: float
+
+    @property
+    def is_video(self) -> bool:
+        return self.info.kind is MediaKind.VIDEO
+
+
+@dataclass(frozen=True)
+class QuerySignals:
+    """The hashes of a file to look up: digests, and PDQ of every view of its sampled frames."""
+
+    info: MediaInfo
+    digests: FileDigests
+    views: tuple[ViewHash, ...]
+    content_box: ContentBox
     duration_s: float
 
     @property
@@ -63,3 +83,30 @@ def hash_media_file(path: Path, settings: Settings, fps: float, frame_size: int)
     decoded = decode_video(info, settings, fps, frame_size)
     frames = tuple(hash_sampled_frames(decoded.frames))
     return MediaSignals(info, digests, frames, decoded.decoded_duration_s)
+
+
+def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
+    """Probe, digest and hash every view of `path` for lookup.
+
+    An image's whole-frame view is its full-size PDQ (what banks hold for images); its other views
+    and every video frame are cut from small decoded frames.
+    """
+    info = probe_media(path, settings)
+    digests = file_digests(path)
+    if info.kind is MediaKind.IMAGE:
+        pixels = load_image_rgb(path, settings)
+        small = _shrink(pixels, settings.query_decode_size)
+        box = detect_content_box([small])
+        views = query_view_hashes([(0.0, small)], box)
+        exact = ViewHash("frame", pdq_hash_pixels(pixels))
+        return QuerySignals(info, digests, (exact, *views[1:]), box, 0.0)
+    decoded = decode_video(info, settings, settings.query_fps, settings.query_decode_size)
+    box = detect_content_box([f.pixels for f in decoded.frames])
+    views = query_view_hashes([(f.timestamp, f.pixels) for f in decoded.frames], box)
+    return QuerySignals(info, digests, tuple(views), box, decoded.decoded_duration_s)
+
+
+def _shrink(pixels: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.uint8]:
+    image = Image.fromarray(pixels)
+    image.thumbnail((size, size), Image.Resampling.BOX)
+    return np.asarray(image, dtype=np.uint8)
