@@ -24,7 +24,8 @@ from firebreak.exchange import (
     write_csv,
     write_local_file,
 )
-from firebreak.index import StoreIndex
+from firebreak.index import StoreIndex, cosine_kind, hamming_kind
+from firebreak.index.audio_store import StoreAudioIndex
 from firebreak.match import (
     FrameHit,
     ItemMatch,
@@ -33,6 +34,7 @@ from firebreak.match import (
     align_frame_hits,
     decide,
     frame_closeness,
+    fuse_picture_and_sound,
     score_alignment,
 )
 from firebreak.media import MediaKind, probe_media
@@ -47,14 +49,31 @@ from firebreak.signals import (
     hash_media_file,
     hash_query_file,
 )
+from firebreak.signals.audio import AudioSignal, format_audio_peaks, query_landmarks_from_peaks
+from firebreak.signals.base import SignalType
 from firebreak.signals.md5 import Md5Signal
 from firebreak.signals.pdq import PdqSignal
 from firebreak.signals.registry import signal_type, signal_type_for_exchange_name
 from firebreak.signals.sha256 import Sha256Signal
+from firebreak.signals.thumb import THUMB_DIMENSION, ThumbSignal, decode_thumbs, encode_thumb
 from firebreak.signals.video import VideoSignal, format_feature, format_vpdq_json, parse_vpdq
-from firebreak.store import AddOutcome, Bank, IndexedSignal, Item, NewItem, SignalValue, Store
+from firebreak.store import (
+    AddOutcome,
+    Bank,
+    IndexChange,
+    IndexedSignal,
+    Item,
+    NewItem,
+    SignalValue,
+    Store,
+)
 
-INDEXED_SIGNAL_TYPES = (PdqSignal.name, VideoSignal.name)
+_PDQ_TYPES = (PdqSignal.name, VideoSignal.name)
+INDEXED_SIGNAL_TYPES = (*_PDQ_TYPES, ThumbSignal.name, AudioSignal.name)
+INDEX_KINDS = (
+    hamming_kind("frames", _PDQ_TYPES),
+    cosine_kind("thumbs", (ThumbSignal.name,), THUMB_DIMENSION, decode_thumbs),
+)
 DIGEST_SIGNAL_TYPES = (Md5Signal, Sha256Signal)
 
 
@@ -98,18 +117,43 @@ class Firebreak:
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.resolved_database_url, INDEXED_SIGNAL_TYPES)
-        self._index: StoreIndex | None = None
+        self._indexes: dict[str, StoreIndex] | None = None
+        self._audio_index: StoreAudioIndex | None = None
 
     def close(self) -> None:
         self.store.close()
 
     @property
-    def index(self) -> StoreIndex:
-        if self._index is None:
-            self._index = StoreIndex(self.store, self.settings.index_dir)
+    def indexes(self) -> dict[str, StoreIndex]:
+        """The store's indices by name (frames: PDQ codes; thumbs), current with the store."""
+        if self._indexes is None:
+            self._indexes = {
+                kind.name: StoreIndex(self.store, self.settings.index_dir, kind)
+                for kind in INDEX_KINDS
+            }
         else:
-            self._index.refresh()
-        return self._index
+            for index in self._indexes.values():
+                index.refresh()
+        return self._indexes
+
+    @property
+    def index(self) -> StoreIndex:
+        """The PDQ frame index."""
+        return self.indexes["frames"]
+
+    @property
+    def audio_index(self) -> StoreAudioIndex:
+        """The soundtrack landmark index, current with the store."""
+        if self._audio_index is None:
+            self._audio_index = StoreAudioIndex(self.store)
+        else:
+            self._audio_index.refresh()
+        return self._audio_index
+
+    def _apply(self, change: IndexChange) -> None:
+        for index in self.indexes.values():
+            index.apply(change)
+        self.audio_index.apply(change)
 
     # Banks
 
@@ -126,11 +170,11 @@ class Firebreak:
         outcome = self.store.add_item(
             bank, _new_item(name or path.name, path, signals), self.settings.actor
         )
-        self.index.apply(outcome.change)
+        self._apply(outcome.change)
         return outcome
 
     def remove_item(self, bank: str, item: str) -> None:
-        self.index.apply(self.store.remove_item(bank, item))
+        self._apply(self.store.remove_item(bank, item))
 
     # Hashing
 
@@ -163,20 +207,23 @@ class Firebreak:
         started = time.monotonic()
         s = self.settings
         query = hash_query_file(path, s)
-        matches: dict[int, ItemMatch] = {}
-        for item_match in self._frame_matches(query):
-            matches[item_match.item.id] = item_match
-        for item_match in self._digest_matches(query):
-            previous = matches.get(item_match.item.id)
+        matches: dict[int, ItemMatch] = {m.item.id: m for m in self._frame_matches(query)}
+        for audio_match in self._audio_matches(query):
+            picture = matches.get(audio_match.item.id)
+            matches[audio_match.item.id] = (
+                audio_match if picture is None else fuse_picture_and_sound(picture, audio_match)
+            )
+        for digest_match in self._digest_matches(query):
+            previous = matches.get(digest_match.item.id)
             if previous is not None:
-                item_match = ItemMatch(
-                    item_match.item,
-                    max(previous.score, item_match.score),
-                    {**previous.signals, **item_match.signals},
+                digest_match = ItemMatch(
+                    digest_match.item,
+                    1.0,
+                    {**previous.signals, **digest_match.signals},
                     previous.query_segment,
                     previous.item_segment,
                 )
-            matches[item_match.item.id] = item_match
+            matches[digest_match.item.id] = digest_match
         kept = sorted(
             (m for m in matches.values() if m.score >= s.review_score),
             key=lambda m: (-m.score, m.item.bank, m.item.name),
@@ -185,28 +232,81 @@ class Firebreak:
         return MatchResult(str(path), verdict, tuple(kept), time.monotonic() - started)
 
     def _frame_matches(self, query: QuerySignals) -> list[ItemMatch]:
+        """Per item, the better of its PDQ alignment and its thumbnail alignment."""
         s = self.settings
-        usable = [v for v in query.views if v.frame.quality >= s.min_quality]
-        if not usable:
-            return []
-        threshold = VideoSignal.threshold(s)
-        hits = self.index.search_radius(codes_matrix([v.frame for v in usable]), threshold)
-        sources = self.store.resolve_signals(h.id for h in hits)
+        pdq_views = [v for v in query.views if v.frame.quality >= s.min_quality]
+        pdq_hits = self.indexes["frames"].search_radius(
+            codes_matrix([v.frame for v in pdq_views]), VideoSignal.threshold(s)
+        )
+        pdq_evidence = [
+            (hit.id, FrameHit(view.frame.timestamp, 0.0, hit.distance, view.view))
+            for hit in pdq_hits
+            for view in (pdq_views[hit.query_row],)
+        ]
+        thumbs = query.thumb_views
+        thumb_hits = (
+            self.indexes["thumbs"].search_radius(
+                np.stack([t.vector for t in thumbs]), ThumbSignal.threshold(s)
+            )
+            if thumbs
+            else []
+        )
+        thumb_evidence = [
+            (hit.id, FrameHit(view.timestamp, 0.0, hit.distance, view.view))
+            for hit in thumb_hits
+            for view in (thumbs[hit.query_row],)
+        ]
+        every = max(1, round(s.query_fps / s.query_thumb_fps))
+        query_span = max(1, int(query.duration_s * s.bank_fps))
+        found: dict[int, ItemMatch] = {}
+        for evidence, signal, step, needed in (
+            (pdq_evidence, VideoSignal if query.is_video else PdqSignal, 1.0, query_span),
+            (thumb_evidence, ThumbSignal, float(every), s.min_thumb_frames),
+        ):
+            for match in self._aligned_matches(query, evidence, signal, step / s.query_fps, needed):
+                kept = found.get(match.item.id)
+                if kept is None:
+                    found[match.item.id] = match
+                    continue
+                # PDQ (found first) places segments more precisely than thumbnails: its
+                # alignment stands whenever it is a match on its own.
+                pdq_stands = kept.score >= s.match_score or kept.score >= match.score
+                better, other = (kept, match) if pdq_stands else (match, kept)
+                found[match.item.id] = ItemMatch(
+                    better.item,
+                    max(better.score, other.score),
+                    {**other.signals, **better.signals},
+                    better.query_segment,
+                    better.item_segment,
+                )
+        return list(found.values())
+
+    def _aligned_matches(
+        self,
+        query: QuerySignals,
+        evidence: list[tuple[int, FrameHit]],
+        signal: type[SignalType],
+        query_step: float,
+        most_needed: int,
+    ) -> list[ItemMatch]:
+        """Group hits by item, align them in time, and score each item's alignment.
+
+        `most_needed` caps the aligned item frames needed for full confidence."""
+        s = self.settings
+        threshold = signal.threshold(s)
+        sources = self.store.resolve_signals(signal_id for signal_id, _ in evidence)
         by_item: dict[int, list[FrameHit]] = defaultdict(list)
         items: dict[int, Item] = {}
-        for hit in hits:
-            source = sources.get(hit.id)
+        for signal_id, hit in evidence:
+            source = sources.get(signal_id)
             if source is None or not _usable_item_frame(source, s.min_quality):
                 continue
             items[source.item.id] = source.item
-            view = usable[hit.query_row]
             by_item[source.item.id].append(
-                FrameHit(view.frame.timestamp, source.timestamp, hit.distance, view.view)
+                FrameHit(hit.query_time, source.timestamp, hit.distance, hit.view)
             )
-        query_step = 1.0 / s.query_fps if query.is_video else 0.0
-        # Most bank frames a query this long can meet: one per banked sample it spans.
-        query_span = max(1, int(query.duration_s * s.bank_fps))
-        frame_times = self.store.frame_times(by_item, s.min_quality)
+        stored_types = [ThumbSignal.name] if signal is ThumbSignal else list(_PDQ_TYPES)
+        frame_times = self.store.frame_times(by_item, stored_types, s.min_quality)
         results = []
         for item_id, item_hits in by_item.items():
             item = items[item_id]
@@ -214,7 +314,7 @@ class Firebreak:
             alignment = align_frame_hits(
                 item_hits,
                 s.align_tolerance_s,
-                query_step,
+                query_step if query.is_video else 0.0,
                 item_step,
                 query.duration_s,
                 item.duration_s,
@@ -225,23 +325,24 @@ class Firebreak:
             seg = alignment.item_segment
             times = frame_times.get(item_id, [])
             in_segment = sum(1 for t in times if seg.start <= t < max(seg.end, seg.start + 1e-6))
-            needed = min(s.min_matched_frames, query_span, max(1, len(times)))
+            needed = min(s.min_matched_frames, most_needed, max(1, len(times)))
+            if signal is ThumbSignal:
+                needed = most_needed  # a thumbnail alone is weak: always want several frames
             score = score_alignment(alignment, in_segment, needed, threshold)
             distances = [h.distance for h in alignment.hits]
+            closeness = [frame_closeness(d, threshold) for d in distances]
             results.append(
                 ItemMatch(
                     item,
                     score,
                     {
-                        VideoSignal.name if query.is_video else PdqSignal.name: {
+                        signal.name: {
+                            "score": round(score, 4),
                             "matched_item_frames": alignment.matched_item_frames,
                             "item_frames": in_segment,
                             "matched_query_frames": alignment.matched_query_frames,
                             "mean_distance": round(float(np.mean(distances)), 2),
-                            "closeness": round(
-                                float(np.mean([frame_closeness(d, threshold) for d in distances])),
-                                3,
-                            ),
+                            "closeness": round(float(np.mean(closeness)), 3),
                             "offset_s": round(alignment.offset_s, 2),
                             "speed": round(alignment.speed, 3),
                             "views": dict(Counter(h.view for h in alignment.hits)),
@@ -249,6 +350,41 @@ class Firebreak:
                     },
                     alignment.query_segment,
                     alignment.item_segment,
+                )
+            )
+        return results
+
+    def _audio_matches(self, query: QuerySignals) -> list[ItemMatch]:
+        if query.audio is None:
+            return []
+        audio_index = self.audio_index.index
+        if len(audio_index) == 0:
+            return []
+        found = audio_index.search(
+            query_landmarks_from_peaks(query.audio), AudioSignal.threshold(self.settings)
+        )
+        sources = self.store.resolve_signals(m.item_id for m in found)
+        results = []
+        for match in found:
+            source = sources.get(match.item_id)
+            if source is None:
+                continue
+            results.append(
+                ItemMatch(
+                    source.item,
+                    match.score,
+                    {
+                        AudioSignal.name: {
+                            "score": round(match.score, 4),
+                            "matched_landmarks": match.matches,
+                            "coverage": round(match.coverage, 3),
+                            "speed": round(match.speed, 3),
+                            "pitch": round(match.pitch, 3),
+                            "offset_s": round(match.offset, 2),
+                        }
+                    },
+                    Segment(*match.query_segment),
+                    Segment(*match.item_segment),
                 )
             )
         return results
@@ -292,7 +428,7 @@ class Firebreak:
                 skipped += 1
                 continue
             outcome = self.store.add_item(bank, new, self.settings.actor)
-            self.index.apply(outcome.change)
+            self._apply(outcome.change)
             existing.add(new.name)
             added += 1
             passed += sum(
@@ -318,6 +454,11 @@ def _new_item(name: str, path: Path, signals: MediaSignals) -> NewItem:
     ]
     perceptual = VideoSignal.name if signals.is_video else PdqSignal.name
     values.extend(SignalValue(perceptual, f.hex, f.quality, f.timestamp) for f in signals.frames)
+    values.extend(
+        SignalValue(ThumbSignal.name, encode_thumb(v), None, t) for t, v in signals.thumbs
+    )
+    if signals.audio is not None:
+        values.append(SignalValue(AudioSignal.name, format_audio_peaks(signals.audio)))
     return NewItem(
         name=name,
         media_kind=signals.info.kind.value,
@@ -339,6 +480,8 @@ def _item_records(item: Item, values: list[SignalValue], fmt: ListFormat) -> lis
         if v.signal_type == VideoSignal.name:
             continue
         known = signal_type_for_exchange_name(v.signal_type)
+        if known is not None and not known.industry:
+            continue  # Firebreak-only signals travel between Firebreak instances, not in lists
         is_digest = known in DIGEST_SIGNAL_TYPES
         if is_digest and item.media_kind == MediaKind.IMAGE.value and fmt is ListFormat.TE:
             continue  # ThreatExchange's digest types are video types

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # working size: within ~10 bits of the full-size hash at a tenth of the cost.
     bank_frame_size: int = Field(default=0, description="0 hashes frames at full resolution.")
     query_decode_size: int = 192
+    query_thumb_fps: float = Field(
+        default=6.0, description="Query frames a second whose thumbnails are looked up."
+    )
 
     # Thresholds per signal type, by signal name, overriding each type's default; e.g.
     # FIREBREAK_THRESHOLDS='{"pdq": 28}'.
@@ -59,6 +62,9 @@ class Settings(BaseSettings):
     )
     min_matched_frames: int = Field(
         default=3, description="Aligned frames needed for full confidence in a video match."
+    )
+    min_thumb_frames: int = Field(
+        default=4, description="Aligned frames a thumbnail-only match needs for full confidence."
     )
     match_score: float = Field(default=0.5, description="Score at or above which we say match.")
     review_score: float = Field(default=0.2, description="Score at or above which we say review.")

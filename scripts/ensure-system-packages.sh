@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Firebreak needs (ffmpeg for test media, the FFmpeg development
-# libraries and pkg-config to build vpdq) when they are missing. Needs root to install.
+# Installs the Debian packages Firebreak needs when they are missing: ffmpeg for test media,
+# espeak-ng for test speech, the FFmpeg development libraries and pkg-config to build vpdq.
+# Needs root to install.
 set -euo pipefail
-packages=(ffmpeg pkg-config libavdevice-dev libavfilter-dev libavformat-dev libavcodec-dev
+packages=(ffmpeg espeak-ng pkg-config libavdevice-dev libavfilter-dev libavformat-dev libavcodec-dev
   libswresample-dev libswscale-dev libavutil-dev)
 missing=()
 for p in "${packages[@]}"; do

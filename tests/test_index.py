@@ -6,7 +6,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firebreak.index import HammingIndex, brute_force_radius_search
+from firebreak.index import (
+    CosineIndex,
+    HammingIndex,
+    brute_force_cosine_search,
+    brute_force_radius_search,
+)
 
 
 def _near_copies(rng: np.random.Generator, base: np.ndarray, flips: int) -> np.ndarray:
@@ -73,3 +78,25 @@ def test_saved_index_reloads_with_the_same_answers(tmp_path) -> None:  # type: i
     reloaded = HammingIndex.load(tmp_path / "i.faiss")
 
     assert _as_set(reloaded.search_radius(codes, 10)) == _as_set(index.search_radius(codes, 10))
+
+
+@given(seed=st.integers(0, 2**32 - 1), max_distance=st.integers(0, 400))
+@settings(max_examples=30, deadline=None)
+def test_cosine_search_equals_brute_force(seed: int, max_distance: int) -> None:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(200, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[:10] + 0.3 * rng.normal(size=(10, 64)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    ids = np.arange(200, dtype=np.int64) * 7
+    index = CosineIndex(64)
+    index.add(ids, vectors)
+
+    fast = index.search_radius(queries, max_distance)
+    slow = brute_force_cosine_search(ids, vectors, queries, max_distance)
+
+    # Equal except for float32 rounding exactly at the boundary.
+    boundary = {(h.query_row, h.id) for h in slow if abs(h.distance - max_distance) <= 1}
+    assert {(h.query_row, h.id) for h in fast} - boundary == {
+        (h.query_row, h.id) for h in slow
+    } - boundary

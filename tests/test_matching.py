@@ -256,3 +256,44 @@ def test_mirrored_unrelated_clip_matches_nothing(
         ffmpeg("-i", clips[clip], "-vf", "hflip,pad=iw:ih*1.3:0:ih*0.15", copy)
 
     assert banked.match_file(copy).verdict is Verdict.NO_MATCH
+
+
+@pytest.mark.parametrize(
+    ("edit", "video_filter"),
+    [
+        ("cropped-6pc", "crop=iw*0.94:ih*0.94"),
+        ("cropped-off-centre", "crop=iw*0.9:ih*0.9:0:0"),
+        ("cropped-and-mirrored", "crop=iw*0.92:ih*0.92,hflip"),
+        ("rotated-3deg", "rotate=3*PI/180"),
+    ],
+)
+def test_cropped_or_rotated_copy_matches_on_thumbnails(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path, edit: str, video_filter: str
+) -> None:
+    copy = media_dir / f"cockatoo-{edit}.mp4"
+    if not copy.exists():
+        ffmpeg("-i", clips["cockatoo.mp4"], "-vf", video_filter, "-crf", "26", copy)
+
+    verdict, _, item_segment = _match_for(banked, copy, "cockatoo.mp4")
+
+    assert verdict is Verdict.MATCH
+    assert _close(item_segment, (0.0, 14.0))
+
+
+def test_copy_with_destroyed_pictures_is_found_by_its_soundtrack(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path
+) -> None:
+    banked.bank_file(BANK, clips["bigbuckbunny.mp4"])
+    copy = media_dir / "bbb-other-pictures.mp4"
+    ffmpeg(
+        *("-f", "lavfi", "-i", "life=size=320x240:rate=25", "-i", clips["bigbuckbunny.mp4"]),
+        *("-map", "0:v", "-map", "1:a", "-shortest", "-c:a", "aac", "-b:a", "64k", copy),
+    )
+
+    result = banked.match_file(copy)
+
+    assert result.verdict is Verdict.MATCH
+    top = result.matches[0]
+    assert top.item.name == "bigbuckbunny.mp4"
+    assert set(top.signals) == {"audio"}
+    assert top.item_segment is not None and top.item_segment.start < 1.0

@@ -71,6 +71,13 @@ def test_vpdq_json_round_trips(clips: dict[str, Path], fb: Firebreak) -> None:
 def test_thresholds_are_settings_with_per_type_defaults() -> None:
     assert PdqSignal.threshold(Settings()) == 31
     assert PdqSignal.threshold(Settings(thresholds={"pdq": 20})) == 20
-    assert {t.name for t in SIGNAL_TYPES.values()} == {"pdq", "video", "md5", "sha256"}
+    assert {t.name for t in SIGNAL_TYPES.values()} == {
+        "pdq",
+        "video",
+        "md5",
+        "sha256",
+        "thumb",
+        "audio",
+    }
     for kind in SIGNAL_TYPES.values():
         assert kind.exchange_name and kind.default_threshold >= 0

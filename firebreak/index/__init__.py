@@ -1,6 +1,18 @@
-"""Hamming index over 256-bit codes, built from the store, saved and reloaded."""
+"""Indices over the store's signals: Hamming (PDQ codes) and cosine (thumbnails), persisted."""
 
 from firebreak.index.hamming import HammingIndex, IndexHit, brute_force_radius_search, hex_codes
-from firebreak.index.persisted import StoreIndex
+from firebreak.index.persisted import IndexKind, StoreIndex, cosine_kind, hamming_kind
+from firebreak.index.vectors import CosineIndex, brute_force_cosine_search
 
-__all__ = ["HammingIndex", "IndexHit", "StoreIndex", "brute_force_radius_search", "hex_codes"]
+__all__ = [
+    "CosineIndex",
+    "HammingIndex",
+    "IndexHit",
+    "IndexKind",
+    "StoreIndex",
+    "brute_force_cosine_search",
+    "brute_force_radius_search",
+    "cosine_kind",
+    "hamming_kind",
+    "hex_codes",
+]

@@ -1,7 +1,7 @@
-"""The Hamming index of a store, saved under FIREBREAK_HOME and kept in step with it.
+"""The indices of a store, saved under FIREBREAK_HOME and kept in step with it.
 
-The file carries the store's `index_version` it reflects. A change is applied in place when the
-index is exactly one version behind (our own write); otherwise, or when the file is missing or
+Each index file carries the store's `index_version` it reflects. A change is applied in place when
+the index is exactly one version behind (our own write); otherwise, or when the file is missing or
 unreadable, the index is rebuilt from the store. Writes go to a temporary file and are renamed into
 place under a lock, so a crash never leaves a half-written index.
 """
@@ -12,26 +12,64 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from firebreak.index.hamming import HammingIndex, IndexHit, hex_codes
-from firebreak.store import IndexChange, Store
+from firebreak.index.vectors import CosineIndex
+from firebreak.store import IndexChange, IndexEntry, Store
 
-_INDEX_FILE = "frames.faiss"
-_META_FILE = "frames.json"
+
+class SearchIndex(Protocol):
+    def __len__(self) -> int: ...
+    def add(self, ids: Any, values: Any) -> None: ...
+    def remove(self, ids: Any) -> None: ...
+    def search_radius(self, queries: Any, max_distance: int) -> list[IndexHit]: ...
+    def save(self, path: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class IndexKind:
+    """Which signals an index holds, how their stored values become rows, how it is made."""
+
+    name: str
+    signal_types: tuple[str, ...]
+    decode: Callable[[list[str]], Any]
+    empty: Callable[[], SearchIndex]
+    load: Callable[[Path], SearchIndex]
+
+
+def hamming_kind(name: str, signal_types: Sequence[str]) -> IndexKind:
+    """256-bit hex codes (PDQ, video frames) in a HammingIndex."""
+    return IndexKind(name, tuple(signal_types), hex_codes, HammingIndex, HammingIndex.load)
+
+
+def cosine_kind(
+    name: str, signal_types: Sequence[str], dimension: int, decode: Callable[[list[str]], Any]
+) -> IndexKind:
+    """Unit vectors in a CosineIndex."""
+    return IndexKind(
+        name,
+        tuple(signal_types),
+        decode,
+        lambda: CosineIndex(dimension),
+        lambda path: CosineIndex.load(path, dimension),
+    )
 
 
 class StoreIndex:
-    """The store's indexed signals in a HammingIndex, loaded from disk or rebuilt."""
+    """One kind of the store's indexed signals, loaded from disk or rebuilt."""
 
-    def __init__(self, store: Store, directory: Path) -> None:
+    def __init__(self, store: Store, directory: Path, kind: IndexKind) -> None:
         self._store = store
         self._dir = directory
+        self.kind = kind
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._index = HammingIndex()
+        self._index: SearchIndex = kind.empty()
         self.version = -1
         with self._lock():
             self._load_or_rebuild()
@@ -39,7 +77,7 @@ class StoreIndex:
     def __len__(self) -> int:
         return len(self._index)
 
-    def search_radius(self, queries: np.ndarray, max_distance: int) -> list[IndexHit]:
+    def search_radius(self, queries: Any, max_distance: int) -> list[IndexHit]:
         return self._index.search_radius(queries, max_distance)
 
     def apply(self, change: IndexChange) -> None:
@@ -51,9 +89,9 @@ class StoreIndex:
             if on_disk is not None and on_disk != self.version:
                 self._load_or_rebuild()  # another process moved the index on
             if change.index_version == self.version + 1:
-                self._index.remove(np.asarray(change.removed, dtype=np.int64))
-                ids = np.asarray([i for i, _ in change.added], dtype=np.int64)
-                self._index.add(ids, hex_codes([h for _, h in change.added]))
+                removed = [e.id for e in change.removed if e.signal_type in self.kind.signal_types]
+                self._index.remove(np.asarray(removed, dtype=np.int64))
+                self._add(self._index, [e for e in change.added if self._holds(e)])
                 self.version = change.index_version
                 self._save()
             elif change.index_version > self.version:
@@ -65,11 +103,19 @@ class StoreIndex:
             with self._lock():
                 self._load_or_rebuild()
 
+    def _holds(self, entry: IndexEntry) -> bool:
+        return entry.signal_type in self.kind.signal_types
+
+    def _add(self, index: SearchIndex, entries: list[IndexEntry]) -> None:
+        if entries:
+            ids = np.asarray([e.id for e in entries], dtype=np.int64)
+            index.add(ids, self.kind.decode([e.value for e in entries]))
+
     def _load_or_rebuild(self) -> None:
         current = self._store.index_version()
         if self._read_meta_version() == current:
             try:
-                self._index = HammingIndex.load(self._dir / _INDEX_FILE)
+                self._index = self.kind.load(self._path("index"))
                 self.version = current
                 return
             except RuntimeError:
@@ -78,34 +124,36 @@ class StoreIndex:
 
     def _rebuild(self) -> None:
         version = self._store.index_version()
-        index = HammingIndex()
-        for batch in self._store.iter_indexed_signals():
-            index.add(
-                np.asarray([i for i, _ in batch], dtype=np.int64),
-                hex_codes([h for _, h in batch]),
-            )
+        index = self.kind.empty()
+        for batch in self._store.iter_indexed_signals(self.kind.signal_types):
+            self._add(index, batch)
         self._index = index
         self.version = version
         self._save()
 
+    def _path(self, what: str) -> Path:
+        return self._dir / (
+            f"{self.kind.name}.faiss" if what == "index" else f"{self.kind.name}.json"
+        )
+
     def _save(self) -> None:
-        tmp_index = self._dir / f".{_INDEX_FILE}.{os.getpid()}"
-        tmp_meta = self._dir / f".{_META_FILE}.{os.getpid()}"
+        tmp_index = self._dir / f".{self.kind.name}.faiss.{os.getpid()}"
+        tmp_meta = self._dir / f".{self.kind.name}.json.{os.getpid()}"
         self._index.save(tmp_index)
         tmp_meta.write_text(json.dumps({"version": self.version, "count": len(self._index)}))
-        os.replace(tmp_index, self._dir / _INDEX_FILE)
-        os.replace(tmp_meta, self._dir / _META_FILE)
+        os.replace(tmp_index, self._path("index"))
+        os.replace(tmp_meta, self._path("meta"))
 
     def _read_meta_version(self) -> int | None:
         try:
-            meta = json.loads((self._dir / _META_FILE).read_text())
+            meta = json.loads(self._path("meta").read_text())
             return int(meta["version"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        with (self._dir / ".lock").open("w") as handle:
+        with (self._dir / f".{self.kind.name}.lock").open("w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

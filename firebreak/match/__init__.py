@@ -1,7 +1,14 @@
 """Temporal alignment of frame hits and the scoring of matches into verdicts."""
 
 from firebreak.match.align import Alignment, FrameHit, Segment, align_frame_hits
-from firebreak.match.score import ItemMatch, Verdict, decide, frame_closeness, score_alignment
+from firebreak.match.score import (
+    ItemMatch,
+    Verdict,
+    decide,
+    frame_closeness,
+    fuse_picture_and_sound,
+    score_alignment,
+)
 
 __all__ = [
     "Alignment",
@@ -12,5 +19,6 @@ __all__ = [
     "align_frame_hits",
     "decide",
     "frame_closeness",
+    "fuse_picture_and_sound",
     "score_alignment",
 ]

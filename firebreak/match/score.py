@@ -58,3 +58,19 @@ def decide(matches: list[ItemMatch], match_score: float, review_score: float) ->
     if best >= review_score:
         return Verdict.REVIEW
     return Verdict.NO_MATCH
+
+
+def fuse_picture_and_sound(picture: ItemMatch, sound: ItemMatch) -> ItemMatch:
+    """One match from a picture match and a soundtrack match of the same item.
+
+    Independent evidence adds up like two detectors that each may miss: 1 - (1-p)(1-s). The
+    picture's segments stand when the picture matched on its own; the sound's otherwise."""
+    score = 1.0 - (1.0 - picture.score) * (1.0 - sound.score)
+    lead = picture if picture.score >= sound.score else sound
+    return ItemMatch(
+        picture.item,
+        score,
+        {**picture.signals, **sound.signals},
+        lead.query_segment,
+        lead.item_segment,
+    )

@@ -66,6 +66,8 @@ class SignalType(ABC):
     """The name ThreatExchange hash lists and HMA use for this type."""
     default_threshold: ClassVar[int]
     """Largest distance that still counts as a match, unless settings override it."""
+    industry: ClassVar[bool] = True
+    """Whether industry hash lists carry this type (Firebreak-only types stay in our formats)."""
 
     @classmethod
     def threshold(cls, settings: Settings) -> int:

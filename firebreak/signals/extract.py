@@ -11,12 +11,28 @@ import numpy.typing as npt
 from PIL import Image
 
 from firebreak.errors import MediaRejected
-from firebreak.media import MediaInfo, MediaKind, decode_video, load_image_rgb, probe_media
+from firebreak.media import (
+    DecodedVideo,
+    MediaInfo,
+    MediaKind,
+    decode_video,
+    load_image_rgb,
+    probe_media,
+)
 from firebreak.settings import Settings
+from firebreak.signals.audio import AudioPeaks, audio_peaks
 from firebreak.signals.base import FrameHash
 from firebreak.signals.pdq import pdq_hash_pixels
+from firebreak.signals.thumb import bank_thumbs
 from firebreak.signals.video import hash_sampled_frames
-from firebreak.signals.views import ContentBox, ViewHash, detect_content_box, query_view_hashes
+from firebreak.signals.views import (
+    ContentBox,
+    ThumbView,
+    ViewHash,
+    detect_content_box,
+    query_thumb_views,
+    query_view_hashes,
+)
 
 _CHUNK = 1 << 20
 
@@ -35,6 +51,10 @@ class MediaSignals:
     digests: FileDigests
     frames: tuple[FrameHash, ...]
     duration_s: float
+    thumbs: tuple[tuple[float, npt.NDArray[np.float32]], ...] = ()
+    """(timestamp, thumbnail) pairs: the bank's thumbnails of each sampled frame."""
+    audio: AudioPeaks | None = None
+    """The soundtrack's spectral peaks; None without a (non-silent) soundtrack."""
 
     @property
     def is_video(self) -> bool:
@@ -50,6 +70,8 @@ class QuerySignals:
     views: tuple[ViewHash, ...]
     content_box: ContentBox
     duration_s: float
+    thumb_views: tuple[ThumbView, ...] = ()
+    audio: AudioPeaks | None = None
 
     @property
     def is_video(self) -> bool:
@@ -78,11 +100,14 @@ def hash_media_file(path: Path, settings: Settings, fps: float, frame_size: int)
     info = probe_media(path, settings)
     digests = file_digests(path)
     if info.kind is MediaKind.IMAGE:
-        frame = pdq_hash_pixels(load_image_rgb(path, settings))
-        return MediaSignals(info, digests, (frame,), 0.0)
-    decoded = decode_video(info, settings, fps, frame_size)
+        pixels = load_image_rgb(path, settings)
+        thumbs = tuple((0.0, v) for v in bank_thumbs(pixels))
+        return MediaSignals(info, digests, (pdq_hash_pixels(pixels),), 0.0, thumbs)
+    decoded = decode_video(info, settings, fps, frame_size, with_audio=True)
     frames = tuple(hash_sampled_frames(decoded.frames))
-    return MediaSignals(info, digests, frames, decoded.decoded_duration_s)
+    thumbs = tuple((f.timestamp, v) for f in decoded.frames for v in bank_thumbs(f.pixels))
+    audio = _soundtrack_peaks(decoded)
+    return MediaSignals(info, digests, frames, decoded.decoded_duration_s, thumbs, audio)
 
 
 def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
@@ -99,11 +124,33 @@ def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
         box = detect_content_box([small])
         views = query_view_hashes([(0.0, small)], box)
         exact = ViewHash("frame", pdq_hash_pixels(pixels))
-        return QuerySignals(info, digests, (exact, *views[1:]), box, 0.0)
-    decoded = decode_video(info, settings, settings.query_fps, settings.query_decode_size)
+        thumbs = query_thumb_views([(0.0, small)], box, 1)
+        return QuerySignals(info, digests, (exact, *views[1:]), box, 0.0, tuple(thumbs))
+    decoded = decode_video(
+        info, settings, settings.query_fps, settings.query_decode_size, with_audio=True
+    )
+    frames = [(f.timestamp, f.pixels) for f in decoded.frames]
     box = detect_content_box([f.pixels for f in decoded.frames])
-    views = query_view_hashes([(f.timestamp, f.pixels) for f in decoded.frames], box)
-    return QuerySignals(info, digests, tuple(views), box, decoded.decoded_duration_s)
+    views = query_view_hashes(frames, box)
+    every = max(1, round(settings.query_fps / settings.query_thumb_fps))
+    thumbs = query_thumb_views(frames, box, every)
+    return QuerySignals(
+        info,
+        digests,
+        tuple(views),
+        box,
+        decoded.decoded_duration_s,
+        tuple(thumbs),
+        _soundtrack_peaks(decoded),
+    )
+
+
+def _soundtrack_peaks(decoded: DecodedVideo) -> AudioPeaks | None:
+    """The soundtrack's peaks, or None when there is no audio or only silence."""
+    if len(decoded.audio) < decoded.audio_rate:  # under a second: nothing to match on
+        return None
+    peaks = audio_peaks(decoded.audio, decoded.audio_rate)
+    return peaks if len(peaks) else None
 
 
 def _shrink(pixels: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.uint8]:

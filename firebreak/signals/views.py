@@ -17,6 +17,7 @@ from PIL import Image
 
 from firebreak.signals.base import FrameHash
 from firebreak.signals.pdq import pdq_hash_pixels
+from firebreak.signals.thumb import thumb_vector
 
 PDQ_SIZE = 64
 _MAX_BOX_FRAMES = 64
@@ -54,6 +55,15 @@ class ViewHash:
 
     view: str
     frame: FrameHash
+
+
+@dataclass(frozen=True)
+class ThumbView:
+    """The thumbnail of one view of one query frame."""
+
+    view: str
+    timestamp: float
+    vector: npt.NDArray[np.float32]
 
 
 def detect_content_box(frames: Sequence[npt.NDArray[np.uint8]]) -> ContentBox:
@@ -134,4 +144,24 @@ def query_view_hashes(
         if not box.is_whole_frame:
             inside, inside_mirrored = _pdq_of_view(box.crop(pixels), timestamp)
             views += [ViewHash("box", inside), ViewHash("box_mirror", inside_mirrored)]
+    return views
+
+
+def query_thumb_views(
+    frames: Sequence[tuple[float, npt.NDArray[np.uint8]]], box: ContentBox, every: int
+) -> list[ThumbView]:
+    """Thumbnails of the views of every `every`-th frame (thumbnails change slowly in time)."""
+    views: list[ThumbView] = []
+    for timestamp, pixels in frames[:: max(1, every)]:
+        crops = [("frame", pixels)]
+        if not box.is_whole_frame:
+            crops.append(("box", box.crop(pixels)))
+        for name, crop in crops:
+            vector = thumb_vector(crop)
+            if vector.any():
+                mirrored = thumb_vector(np.ascontiguousarray(crop[:, ::-1]))
+                views += [
+                    ThumbView(name, timestamp, vector),
+                    ThumbView(f"{name}_mirror", timestamp, mirrored),
+                ]
     return views

@@ -72,11 +72,20 @@ class NewItem:
 
 
 @dataclass(frozen=True)
-class IndexChange:
-    """What a write did to the indexed signals: ids with their hex codes, and the new version."""
+class IndexEntry:
+    """An indexed signal: its id (the id the index stores), type and value."""
 
-    added: tuple[tuple[int, str], ...]
-    removed: tuple[int, ...]
+    id: int
+    signal_type: str
+    value: str
+
+
+@dataclass(frozen=True)
+class IndexChange:
+    """What a write did to the indexed signals, and the index version it brought the store to."""
+
+    added: tuple[IndexEntry, ...]
+    removed: tuple[IndexEntry, ...]
     index_version: int
 
 
@@ -167,14 +176,19 @@ class Store:
             ).all()
             return [_item(row, bank.name) for row in rows]
 
-    def frame_times(self, item_ids: Iterable[int], min_quality: int) -> dict[int, list[float]]:
-        """Times of each item's indexed frames of at least `min_quality` (unknown quality counts)."""
+    def frame_times(
+        self, item_ids: Iterable[int], signal_types: Sequence[str], min_quality: int
+    ) -> dict[int, list[float]]:
+        """Distinct times of each item's signals of `signal_types` of at least `min_quality`
+        (unknown quality counts)."""
         times: dict[int, list[float]] = {i: [] for i in item_ids}
         with self._sessions() as session:
             rows = session.execute(
-                select(SignalRow.item_id, SignalRow.timestamp).where(
+                select(SignalRow.item_id, SignalRow.timestamp)
+                .distinct()
+                .where(
                     SignalRow.item_id.in_(list(times)),
-                    SignalRow.signal_type.in_(self.indexed_types),
+                    SignalRow.signal_type.in_(list(signal_types)),
                     (SignalRow.quality.is_(None)) | (SignalRow.quality >= min_quality),
                 )
             ).all()
@@ -229,7 +243,9 @@ class Store:
             session.add(row)
             session.flush()
             added = tuple(
-                (s.id, s.value) for s in row.signals if s.signal_type in self.indexed_types
+                IndexEntry(s.id, s.signal_type, s.value)
+                for s in row.signals
+                if s.signal_type in self.indexed_types
             )
             version = (
                 self._bump(session, INDEX_VERSION)
@@ -247,8 +263,9 @@ class Store:
             if item_id is None:
                 raise ItemNotFound(bank_name, item_name)
             removed = tuple(
-                session.scalars(
-                    select(SignalRow.id).where(
+                IndexEntry(int(r[0]), str(r[1]), str(r[2]))
+                for r in session.execute(
+                    select(SignalRow.id, SignalRow.signal_type, SignalRow.value).where(
                         SignalRow.item_id == item_id,
                         SignalRow.signal_type.in_(self.indexed_types),
                     )
@@ -265,20 +282,22 @@ class Store:
         with self._sessions() as session:
             return self._counter(session, INDEX_VERSION)
 
-    def iter_indexed_signals(self, batch: int = 50_000) -> Iterator[list[tuple[int, str]]]:
-        """Every indexed (id, hex) pair, in batches, for rebuilding the index."""
+    def iter_indexed_signals(
+        self, signal_types: Sequence[str], batch: int = 50_000
+    ) -> Iterator[list[IndexEntry]]:
+        """Every signal of `signal_types`, in batches of ascending id, for rebuilding an index."""
         last = 0
         with self._sessions() as session:
             while True:
                 rows = session.execute(
-                    select(SignalRow.id, SignalRow.value)
-                    .where(SignalRow.signal_type.in_(self.indexed_types), SignalRow.id > last)
+                    select(SignalRow.id, SignalRow.signal_type, SignalRow.value)
+                    .where(SignalRow.signal_type.in_(list(signal_types)), SignalRow.id > last)
                     .order_by(SignalRow.id)
                     .limit(batch)
                 ).all()
                 if not rows:
                     return
-                yield [(int(r[0]), str(r[1])) for r in rows]
+                yield [IndexEntry(int(r[0]), str(r[1]), str(r[2])) for r in rows]
                 last = int(rows[-1][0])
 
     def resolve_signals(self, ids: Iterable[int]) -> dict[int, IndexedSignal]:
