@@ -127,7 +127,7 @@ def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
         thumbs = query_thumb_views([(0.0, small)], box, 1)
         return QuerySignals(info, digests, (exact, *views[1:]), box, 0.0, tuple(thumbs))
     decoded = decode_video(
-        info, settings, settings.query_fps, settings.query_decode_size, with_audio=True
+        info, settings, settings.query_fps, settings.query_decode_size, with_audio=True, grey=True
     )
     frames = [(f.timestamp, f.pixels) for f in decoded.frames]
     box = detect_content_box([f.pixels for f in decoded.frames])

@@ -76,7 +76,7 @@ def detect_content_box(frames: Sequence[npt.NDArray[np.uint8]]) -> ContentBox:
     if not frames:
         return ContentBox()
     step = max(1, len(frames) // _MAX_BOX_FRAMES)
-    luma = np.stack([f.astype(np.float32).mean(axis=2) for f in frames[::step]])
+    luma = np.stack([_luma(f) for f in frames[::step]])
     live_rows = _live_lines(luma, axis=1)
     live_cols = _live_lines(luma, axis=2)
     top, bottom = _longest_run(live_rows)
@@ -86,6 +86,11 @@ def detect_content_box(frames: Sequence[npt.NDArray[np.uint8]]) -> ContentBox:
     if box.bottom - box.top < 0.2 or box.right - box.left < 0.2:
         return ContentBox()  # too small to be the picture: a mostly flat frame
     return box
+
+
+def _luma(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    as_float = pixels.astype(np.float32)
+    return as_float if as_float.ndim == 2 else as_float.mean(axis=2)
 
 
 def _live_lines(luma: npt.NDArray[np.float32], axis: int) -> npt.NDArray[np.bool_]:
@@ -130,6 +135,8 @@ def _pdq_of_view(pixels: npt.NDArray[np.uint8], timestamp: float) -> tuple[Frame
         ),
         dtype=np.uint8,
     )
+    if small.ndim == 2:  # luma only: PDQ takes RGB, and grey RGB has that luma
+        small = np.repeat(small[:, :, None], 3, axis=2)
     return pdq_hash_pixels(small, timestamp), pdq_hash_pixels(small[:, ::-1], timestamp)
 
 
