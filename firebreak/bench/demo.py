@@ -11,16 +11,26 @@ from pathlib import Path
 
 from firebreak.bench.variants import (
     MANIPULATIONS,
+    Manipulation,
     concat_clips,
     lavfi_clip,
     make_excerpt,
     make_variant,
+    run_ffmpeg,
 )
 from firebreak.errors import BankExists
 from firebreak.match import Verdict
 from firebreak.service import Firebreak, MatchResult
 
 DEMO_BANK = "demo-known-content"
+DEMO_EDITS = (
+    MANIPULATIONS["reencode_360p_crf35"],
+    Manipulation("mirrored", "hflip"),
+    MANIPULATIONS["letterbox"],
+    Manipulation("cropped_8pc_and_mirrored", "crop=iw*0.92:ih*0.92,hflip"),
+    Manipulation("twice_as_fast", "setpts=0.5*PTS"),
+    Manipulation("meme_caption", "pad=iw:ih*1.2:0:ih*0.2:color=white"),
+)
 BANKED = ("bikes.mp4", "cockatoo.mp4", "bigbuckbunny.mp4", "astronaut.png")
 
 
@@ -60,10 +70,15 @@ def build_demo_cases(clips: dict[str, Path], workdir: Path) -> list[DemoCase]:
 
     for source in ("bikes.mp4", "cockatoo.mp4", "bigbuckbunny.mp4"):
         stem = source.removesuffix(".mp4")
-        for edit in ("reencode_360p_crf35", "greyscale", "brightness_contrast", "letterbox"):
-            manipulation = MANIPULATIONS[edit]
-            make = partial(make_variant, clips[source], manipulation)
-            case(f"{stem}-{edit}.mp4", edit.replace("_", " "), source, make)
+        for edit in DEMO_EDITS:
+            make = partial(make_variant, clips[source], edit)
+            case(f"{stem}-{edit.name}.mp4", edit.name.replace("_", " "), source, make)
+    case(
+        "bigbuckbunny-soundtrack-over-other-pictures.mp4",
+        "pictures replaced",
+        "bigbuckbunny.mp4",
+        lambda p: replace_pictures(clips["bigbuckbunny.mp4"], p),
+    )
     case(
         "cockatoo-excerpt-4.3s-to-10.3s.mp4",
         "6 s excerpt",
@@ -100,4 +115,16 @@ def bank_demo_clips(fb: Firebreak, clips: dict[str, Path]) -> None:
 
 def _copy(source: Path, dest: Path) -> Path:
     dest.write_bytes(source.read_bytes())
+    return dest
+
+
+def replace_pictures(source: Path, dest: Path) -> Path:
+    """Keep `source`'s soundtrack under unrelated pictures (the copy PDQ cannot see)."""
+    run_ffmpeg(
+        [
+            *("-f", "lavfi", "-i", "life=size=640x360:rate=25", "-i", str(source)),
+            *("-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libx264", "-preset", "veryfast"),
+            *("-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", str(dest)),
+        ]
+    )
     return dest
