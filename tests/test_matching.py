@@ -297,3 +297,36 @@ def test_copy_with_destroyed_pictures_is_found_by_its_soundtrack(
     assert top.item.name == "bigbuckbunny.mp4"
     assert set(top.signals) == {"audio"}
     assert top.item_segment is not None and top.item_segment.start < 1.0
+
+
+@pytest.mark.parametrize(
+    ("layout", "graph"),
+    [
+        (
+            "side-by-side",
+            "[0:v]scale=-2:360,setsar=1,fps=25,format=yuv420p[a];"
+            "[1:v]scale=-2:360,setsar=1,fps=25,format=yuv420p,loop=-1:size=100[b];"
+            "[a][b]hstack=inputs=2:shortest=1[v]",
+        ),
+        (
+            "stacked",
+            "[0:v]scale=640:-2,setsar=1,fps=25,format=yuv420p[a];"
+            "[1:v]scale=640:-2,setsar=1,fps=25,format=yuv420p,loop=-1:size=100[b];"
+            "[b][a]vstack=inputs=2:shortest=1[v]",
+        ),
+    ],
+)
+def test_copy_in_a_reaction_layout_matches_through_its_panel(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path, layout: str, graph: str
+) -> None:
+    copy = media_dir / f"cockatoo-{layout}.mp4"
+    if not copy.exists():
+        ffmpeg(
+            *("-i", clips["cockatoo.mp4"], "-i", clips["carphone_pristine.mp4"]),
+            *("-filter_complex", graph, "-map", "[v]", copy),
+        )
+
+    verdict, _, item_segment = _match_for(banked, copy, "cockatoo.mp4")
+
+    assert verdict is Verdict.MATCH
+    assert _close(item_segment, (0.0, 14.0))

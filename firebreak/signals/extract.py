@@ -30,6 +30,8 @@ from firebreak.signals.views import (
     ThumbView,
     ViewHash,
     detect_content_box,
+    detect_layout_regions,
+    named_regions,
     query_thumb_views,
     query_view_hashes,
 )
@@ -122,18 +124,21 @@ def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
         pixels = load_image_rgb(path, settings)
         small = _shrink(pixels, settings.query_decode_size)
         box = detect_content_box([small])
-        views = query_view_hashes([(0.0, small)], box)
+        regions = named_regions(box, [])
+        views = query_view_hashes([(0.0, small)], regions)
         exact = ViewHash("frame", pdq_hash_pixels(pixels))
-        thumbs = query_thumb_views([(0.0, small)], box, 1)
+        thumbs = query_thumb_views([(0.0, small)], regions, 1)
         return QuerySignals(info, digests, (exact, *views[1:]), box, 0.0, tuple(thumbs))
     decoded = decode_video(
         info, settings, settings.query_fps, settings.query_decode_size, with_audio=True, grey=True
     )
     frames = [(f.timestamp, f.pixels) for f in decoded.frames]
-    box = detect_content_box([f.pixels for f in decoded.frames])
-    views = query_view_hashes(frames, box)
+    pictures = [f.pixels for f in decoded.frames]
+    box = detect_content_box(pictures)
+    regions = named_regions(box, detect_layout_regions(pictures))
+    views = query_view_hashes(frames, regions)
     every = max(1, round(settings.query_fps / settings.query_thumb_fps))
-    thumbs = query_thumb_views(frames, box, every)
+    thumbs = query_thumb_views(frames, regions, every)
     return QuerySignals(
         info,
         digests,

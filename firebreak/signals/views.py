@@ -8,6 +8,7 @@ one index lookup; the temporal alignment downstream keeps coincidental view hits
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,10 @@ from firebreak.signals.thumb import thumb_vector
 PDQ_SIZE = 64
 _MAX_BOX_FRAMES = 64
 _MIN_BORDER = 0.03  # borders thinner than this share of the frame are not worth a view
+_SEAM_CONTRAST = 0.4  # a seam's decorrelation above its neighbourhood's
+_SEAM_BACKGROUND = 0.5  # neighbourhoods busier than this (noise, texture) hold no seams
+_MAX_SEAMS = 3
+_MAX_LAYOUT_CELLS = 6
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,65 @@ def detect_content_box(frames: Sequence[npt.NDArray[np.uint8]]) -> ContentBox:
     return box
 
 
+def detect_layout_regions(frames: Sequence[npt.NDArray[np.uint8]]) -> list[ContentBox]:
+    """Panels of a composed frame: the cells between persistent straight seams.
+
+    Side-by-side and stacked "reaction" layouts and picture-in-picture insets put a straight edge
+    at a fixed place in every frame, where two unrelated pictures meet. Inside one picture,
+    neighbouring lines change together from frame to frame; across a seam they change
+    independently. A seam is a line whose frame-to-frame changes decorrelate from its neighbour's
+    while the lines around it stay correlated; the cells of the grid the seams draw are looked at
+    as pictures of their own.
+    """
+    if len(frames) < 3:
+        return []
+    step = max(1, len(frames) // _MAX_BOX_FRAMES)
+    luma = np.stack([_luma(f) for f in frames[::step]])
+    height, width = luma.shape[1:]
+    columns = _seams(luma, width)
+    rows = _seams(luma.transpose(0, 2, 1), height)
+    if not columns and not rows:
+        return []
+    xs = [0, *columns, width]
+    ys = [0, *rows, height]
+    cells = []
+    for top, bottom in itertools.pairwise(ys):
+        for left, right in itertools.pairwise(xs):
+            if (bottom - top) >= 0.15 * height and (right - left) >= 0.15 * width:
+                cells.append(ContentBox(top / height, bottom / height, left / width, right / width))
+    return cells[:_MAX_LAYOUT_CELLS]
+
+
+def _seams(luma: npt.NDArray[np.float32], length: int) -> list[int]:
+    """Positions of seams between columns of `luma` (frames × rows × columns); a seam between
+    columns i and i+1 is reported as i+1. A seam may span only part of the frame (an inset's side),
+    so each is judged on the best of four bands of rows."""
+    change = np.diff(luma, axis=0)
+    left, right = change[:, :, :-1], change[:, :, 1:]
+    decorrelation = np.zeros(left.shape[2], dtype=np.float32)
+    for rows in np.array_split(np.arange(luma.shape[1]), 4):
+        a, b = left[:, rows, :], right[:, rows, :]
+        energy = np.sqrt((a * a).sum(axis=(0, 1)) * (b * b).sum(axis=(0, 1)))
+        together = (a * b).sum(axis=(0, 1)) / (energy + 1e-6)
+        moving = energy / max(1, a.shape[0] * a.shape[1]) > 1.0  # still lines prove nothing
+        decorrelation = np.maximum(decorrelation, np.where(moving, 1.0 - together, 0.0))
+    n = decorrelation.shape[0]
+    radius = max(3, n // 40)
+    padded = np.pad(decorrelation, radius, mode="edge")
+    background = np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1), axis=1)
+    margin = max(2, int(0.02 * length))
+    found: list[int] = []
+    for position in np.argsort(-(decorrelation - background)):
+        score, around = float(decorrelation[position]), float(background[position])
+        if score - around < _SEAM_CONTRAST or len(found) == _MAX_SEAMS:
+            break
+        if around > _SEAM_BACKGROUND or not margin <= position < n - margin:
+            continue
+        if all(abs(int(position) - f) > 0.1 * length for f in found):
+            found.append(int(position))
+    return sorted(p + 1 for p in found)
+
+
 def _luma(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     as_float = pixels.astype(np.float32)
     return as_float if as_float.ndim == 2 else as_float.mean(axis=2)
@@ -140,30 +204,38 @@ def _pdq_of_view(pixels: npt.NDArray[np.uint8], timestamp: float) -> tuple[Frame
     return pdq_hash_pixels(small, timestamp), pdq_hash_pixels(small[:, ::-1], timestamp)
 
 
+def named_regions(box: ContentBox, panels: Sequence[ContentBox]) -> list[tuple[str, ContentBox]]:
+    """The regions a query frame is looked at in: the whole frame, its content box, its panels."""
+    regions = [("frame", ContentBox())]
+    if not box.is_whole_frame:
+        regions.append(("box", box))
+    regions += [(f"panel{i}", panel) for i, panel in enumerate(panels)]
+    return regions
+
+
 def query_view_hashes(
-    frames: Sequence[tuple[float, npt.NDArray[np.uint8]]], box: ContentBox
+    frames: Sequence[tuple[float, npt.NDArray[np.uint8]]],
+    regions: Sequence[tuple[str, ContentBox]],
 ) -> list[ViewHash]:
-    """Hashes of every view of every (timestamp, pixels) frame."""
+    """PDQ of every region of every (timestamp, pixels) frame, as it is and mirrored."""
     views: list[ViewHash] = []
     for timestamp, pixels in frames:
-        whole, mirrored = _pdq_of_view(pixels, timestamp)
-        views += [ViewHash("frame", whole), ViewHash("mirror", mirrored)]
-        if not box.is_whole_frame:
-            inside, inside_mirrored = _pdq_of_view(box.crop(pixels), timestamp)
-            views += [ViewHash("box", inside), ViewHash("box_mirror", inside_mirrored)]
+        for name, region in regions:
+            straight, mirrored = _pdq_of_view(region.crop(pixels), timestamp)
+            views += [ViewHash(name, straight), ViewHash(f"{name}_mirror", mirrored)]
     return views
 
 
 def query_thumb_views(
-    frames: Sequence[tuple[float, npt.NDArray[np.uint8]]], box: ContentBox, every: int
+    frames: Sequence[tuple[float, npt.NDArray[np.uint8]]],
+    regions: Sequence[tuple[str, ContentBox]],
+    every: int,
 ) -> list[ThumbView]:
-    """Thumbnails of the views of every `every`-th frame (thumbnails change slowly in time)."""
+    """Thumbnails of the regions of every `every`-th frame (thumbnails change slowly in time)."""
     views: list[ThumbView] = []
     for timestamp, pixels in frames[:: max(1, every)]:
-        crops = [("frame", pixels)]
-        if not box.is_whole_frame:
-            crops.append(("box", box.crop(pixels)))
-        for name, crop in crops:
+        for name, region in regions:
+            crop = region.crop(pixels)
             vector = thumb_vector(crop)
             if vector.any():
                 mirrored = thumb_vector(np.ascontiguousarray(crop[:, ::-1]))
