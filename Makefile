@@ -1,13 +1,15 @@
-# Firebreak: `make run` (the main job on the embedded default) and `make test` (the whole suite).
+# Firebreak: `make run` (the main job on the embedded default), `make test` (the whole suite) and
+# `make bench` (manipulated copies through Firebreak, vPDQ and TMK+PDQF; results in bench/results).
 # Both create .venv and install what is missing, system packages included when running as root.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CLIPS_DIR ?= .cache/clips
+BENCH_CACHE ?= .cache/bench-variants
 export FIREBREAK_CLIPS_DIR ?= $(abspath $(CLIPS_DIR))
 
-.PHONY: run test bench-data lint format typecheck clean
+.PHONY: run test bench bench-data lint format typecheck clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/ensure-system-packages.sh
 	bash scripts/ensure-system-packages.sh
@@ -22,6 +24,9 @@ bench-data: $(STAMP)
 
 run: bench-data
 	$(BIN)/firebreak demo --clips $(FIREBREAK_CLIPS_DIR)
+
+bench: bench-data
+	$(BIN)/firebreak bench variants --clips $(FIREBREAK_CLIPS_DIR) --cache $(BENCH_CACHE) --out bench/results
 
 test: bench-data
 	$(BIN)/ruff check firebreak tests

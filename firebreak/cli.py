@@ -10,11 +10,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from firebreak.bench.clips import fetch_real_clips
@@ -26,11 +33,16 @@ from firebreak.settings import Settings, get_settings
 from firebreak.signals.registry import SIGNAL_TYPES
 from firebreak.store import BANK_KINDS
 
+if TYPE_CHECKING:  # the benchmark's modules need the dev extras; imported when `bench` runs
+    from firebreak.bench.report import BenchRun
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 bank_app = typer.Typer(no_args_is_help=True, help="Banks of known content.")
 clips_app = typer.Typer(no_args_is_help=True, help="Real filmed clips for tests and demos.")
 app.add_typer(bank_app, name="bank")
 app.add_typer(clips_app, name="clips")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against the anchors (dev extras).")
+app.add_typer(bench_app, name="bench")
 
 # Tables keep their columns in logs and pipes, where Rich would otherwise assume 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -284,6 +296,129 @@ def _demo_table(rows: list[DemoRow]) -> Table:
             _segment(top["query_segment"]) if top else "",
             _segment(top["item_segment"]) if top else "",
             "[green]yes[/green]" if row.correct else "[red]no[/red]",
+        )
+    return table
+
+
+@bench_app.command("variants")
+def bench_variants(
+    sources: Annotated[
+        Path | None, typer.Option(help="Folder of videos to bank (default: the real clips).")
+    ] = None,
+    distractors: Annotated[
+        Path | None, typer.Option(help="Folder of videos never banked (default: real clips).")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where results go.")] = Path(
+        "bench/results"
+    ),
+    quick: Annotated[bool, typer.Option(help="A few families, one clip of each kind.")] = False,
+    cache: Annotated[Path, typer.Option(help="Cache of made variants.")] = Path(
+        ".cache/bench-variants"
+    ),
+    clips_dir: Annotated[
+        Path, typer.Option("--clips", envvar="FIREBREAK_CLIPS_DIR", help="Real clips cache.")
+    ] = Path(".cache/clips"),
+    workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 2,
+) -> None:
+    """Match manipulated copies of banked clips and of distractors with Firebreak, vPDQ and
+    TMK+PDQF; print recall at zero false positives per manipulation family, write JSON and a chart."""
+    from firebreak.bench.report import write_chart, write_json
+    from firebreak.bench.suite import (
+        BenchConfig,
+        default_sources,
+        media_files,
+        run_variant_bench,
+        suite_edits,
+    )
+
+    try:
+        default_banked, default_distractors = (
+            default_sources(clips_dir, cache, quick)
+            if sources is None or distractors is None
+            else ((), ())
+        )
+        config = BenchConfig(
+            banked=media_files(sources) if sources else default_banked,
+            distractors=media_files(distractors) if distractors else default_distractors,
+            edits=suite_edits(quick),
+            cache_dir=cache,
+            settings=get_settings(),
+            workers=workers,
+        )
+        if not config.banked or not config.distractors:
+            raise fail("bench needs at least one banked and one distractor video")
+        with progress() as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def show(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            run = run_variant_bench(config, show)
+        json_path = write_json(run, out_dir / f"variants-{run.date}.json")
+        chart_path = write_chart(run, out_dir / f"variants-{run.date}.png")
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    out.print(_bench_family_table(run))
+    out.print(_bench_summary_table(run))
+    for name, reason in run.failed_variants.items():
+        err.print(f"firebreak: variant not made: {name}: {reason}", markup=False, highlight=False)
+    t = run.timing
+    out.print(
+        f"{len(run.outcomes)} variants of {len(run.banked)} banked and {len(run.distractors)} "
+        f"distractor clips in {t.total_s:.0f} s (making {t.making_variants_s:.0f} s, banking "
+        f"{t.banking_s:.0f} s, matching {t.matching_s:.0f} s); wrote {json_path} and {chart_path}",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def _bench_family_table(run: BenchRun) -> Table:
+    table = Table(
+        "family",
+        "positives",
+        *run.systems,
+        title="Recall at zero false positives\n(one threshold per system: its best-scoring negative)",
+    )
+    summaries = run.summaries
+    for family in run.families:
+        if family not in summaries[0].recall_by_family:
+            continue
+        count = sum(1 for o in run.outcomes if o.positive and o.family == family)
+        table.add_row(family, str(count), *(_pct(s.recall_by_family[family]) for s in summaries))
+    table.add_section()
+    table.add_row(
+        "overall", str(summaries[0].positives), *(_pct(s.recall_at_zero_fp) for s in summaries)
+    )
+    return table
+
+
+def _bench_summary_table(run: BenchRun) -> Table:
+    table = Table(
+        "system",
+        "zero-FP threshold",
+        "recall at default",
+        "FP at default",
+        "segments within 1 s",
+        "mean segment error",
+        "s / variant",
+        title="At each system's default rule; segment accuracy on excerpts and compilations",
+    )
+    for s in run.summaries:
+        seg = s.segments
+        table.add_row(
+            s.system,
+            f"{s.zero_fp_threshold:.3f}",
+            _pct(s.recall_at_default),
+            f"{s.false_positives_at_default} of {s.negatives}",
+            f"{_pct(seg.within_tolerance)} of {seg.variants}" if seg else "—",
+            f"{seg.mean_error_s:.2f} s" if seg and seg.mean_error_s is not None else "—",
+            f"{s.mean_seconds_per_variant:.2f}",
         )
     return table
 
