@@ -374,6 +374,57 @@ def bench_variants(
     )
 
 
+@bench_app.command("speed")
+def bench_speed(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Videos to time (default: a 10-minute 720p clip).")
+    ] = None,
+    cache: Annotated[Path, typer.Option(help="Where the made clip is kept.")] = Path(
+        ".cache/bench-speed"
+    ),
+    minutes: Annotated[float, typer.Option(help="Length of the made clip.")] = 10.0,
+    repeats: Annotated[int, typer.Option(min=1, help="Best of this many runs.")] = 2,
+) -> None:
+    """Time hashing against `ffmpeg -i FILE -f null -` on the same files, side by side, with the
+    peak memory of each hashing run."""
+    from firebreak.bench.speed import make_long_clip, measure_hashing_speed
+    from firebreak.media import probe_media
+
+    try:
+        targets = files or [make_long_clip(cache / f"testsrc2-720p-{minutes:g}min.mp4", minutes)]
+        results = [
+            measure_hashing_speed(path, probe_media(path, get_settings()).duration_s, repeats)
+            for path in targets
+        ]
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    table = Table(
+        "file",
+        "length",
+        "ffmpeg decode",
+        "query hash",
+        "× decode",
+        "peak RSS",
+        "bank hash",
+        "× decode",
+        "peak RSS",
+        title="Hashing cost against ffmpeg decode-only on the same file",
+    )
+    for r in results:
+        table.add_row(
+            Path(r.file).name,
+            f"{r.duration_s:.0f} s",
+            f"{r.ffmpeg_decode_s:.1f} s",
+            f"{r.query_hash_s:.1f} s",
+            f"{r.query_ratio:.2f}",
+            f"{r.query_peak_rss_mb:.0f} MB",
+            f"{r.bank_hash_s:.1f} s",
+            f"{r.bank_ratio:.2f}",
+            f"{r.bank_peak_rss_mb:.0f} MB",
+        )
+    out.print(table)
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.0f}%"
 

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # working size: within ~10 bits of the full-size hash at a tenth of the cost.
     bank_frame_size: int = Field(default=0, description="0 hashes frames at full resolution.")
     query_decode_size: int = 192
+    query_window_s: float = Field(
+        default=10.0,
+        description="Query frames are looked at (borders, panels) this many s at once.",
+    )
     query_thumb_fps: float = Field(
         default=6.0, description="Query frames a second whose thumbnails are looked up."
     )

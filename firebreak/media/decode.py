@@ -57,6 +57,61 @@ class _FrameSampler:
         return True
 
 
+class VideoFrames:
+    """One decoding pass, iterated frame by frame so that memory stays bounded.
+
+    Iterating yields the sampled frames, `fps` a second, as RGB (or, with `grey`, luma only) scaled
+    to `size`×`size` (full size when `size` is 0). Once the loop has ended, `decoded_duration_s` and
+    `audio` (mono PCM at 16 kHz, when asked for) hold the rest of what the pass found.
+
+    Raises MediaRejected while iterating when a limit is broken (duration, frame count, pixel
+    count, decode time, decode errors), and at the end when the decodable part is much shorter
+    than the file claims.
+    """
+
+    def __init__(
+        self,
+        info: MediaInfo,
+        settings: Settings,
+        fps: float,
+        size: int,
+        *,
+        with_audio: bool = False,
+        grey: bool = False,
+    ) -> None:
+        if info.kind is not MediaKind.VIDEO:
+            raise ValueError(f"{info.path} is not a video")
+        self.info = info
+        self._settings = settings
+        self._fps = fps
+        self._size = size
+        self._grey = grey
+        self._audio_chunks: list[npt.NDArray[np.float32]] | None = [] if with_audio else None
+        self.decoded_duration_s = 0.0
+        self.audio = np.zeros(0, np.float32)
+
+    def __iter__(self) -> Iterator[SampledFrame]:
+        to_pixels = _grey_pixels if self._grey else _rgb_pixels
+        last: float | None = None
+        for frame in _iter_sampled_frames(
+            self.info,
+            self._settings,
+            self._fps,
+            self._size,
+            self._audio_chunks,
+            to_pixels,
+            fast=self._grey,
+        ):
+            last = frame.timestamp
+            yield frame
+        self.decoded_duration_s = _checked_decoded_duration(
+            self.info, self._settings, last, self._fps
+        )
+        if self._audio_chunks:
+            self.audio = np.concatenate(self._audio_chunks)
+            self._audio_chunks = []
+
+
 def decode_video(
     info: MediaInfo,
     settings: Settings,
@@ -66,32 +121,18 @@ def decode_video(
     with_audio: bool = False,
     grey: bool = False,
 ) -> DecodedVideo:
-    """Decode `info.path` once, keeping `fps` frames a second as RGB (or, with `grey`, luma only)
-    scaled to `size`×`size` (full size when `size` is 0).
-
-    Raises MediaRejected when a limit is broken during decoding (duration, frame count, pixel count,
-    decode time, decode errors) or when the decodable part is much shorter than the file claims.
-    """
-    if info.kind is not MediaKind.VIDEO:
-        raise ValueError(f"{info.path} is not a video")
-    audio_chunks: list[npt.NDArray[np.float32]] | None = [] if with_audio else None
-    to_pixels = _grey_pixels if grey else _rgb_pixels
-    frames = list(
-        _iter_sampled_frames(info, settings, fps, size, audio_chunks, to_pixels, fast=grey)
-    )
-    return _finish(info, settings, frames, audio_chunks or [], fps)
+    """Every sampled frame of one decoding pass, in memory (see VideoFrames for streaming)."""
+    stream = VideoFrames(info, settings, fps, size, with_audio=with_audio, grey=grey)
+    frames = tuple(stream)
+    return DecodedVideo(info, frames, stream.decoded_duration_s, stream.audio)
 
 
-def _finish(
-    info: MediaInfo,
-    settings: Settings,
-    frames: list[SampledFrame],
-    audio_chunks: list[npt.NDArray[np.float32]],
-    fps: float,
-) -> DecodedVideo:
-    if not frames:
+def _checked_decoded_duration(
+    info: MediaInfo, settings: Settings, last_frame_s: float | None, fps: float
+) -> float:
+    if last_frame_s is None:
         raise MediaRejected(info.path, "no decodable video frames")
-    last = frames[-1].timestamp + 1.0 / fps
+    last = last_frame_s + 1.0 / fps
     decoded = min(last, info.duration_s) if info.duration_s > 0 else last
     if info.duration_s > 0 and decoded < settings.min_decoded_fraction * info.duration_s:
         raise MediaRejected(
@@ -99,8 +140,7 @@ def _finish(
             f"truncated or corrupt: only {decoded:.1f} s of the declared "
             f"{info.duration_s:.1f} s could be decoded",
         )
-    audio = np.concatenate(audio_chunks) if audio_chunks else np.zeros(0, np.float32)
-    return DecodedVideo(info, tuple(frames), decoded, audio)
+    return decoded
 
 
 def _iter_sampled_frames(

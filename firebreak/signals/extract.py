@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,19 +13,19 @@ from PIL import Image
 
 from firebreak.errors import MediaRejected
 from firebreak.media import (
-    DecodedVideo,
     MediaInfo,
     MediaKind,
-    decode_video,
+    SampledFrame,
+    VideoFrames,
     load_image_rgb,
     probe_media,
 )
+from firebreak.media.decode import AUDIO_SAMPLE_RATE
 from firebreak.settings import Settings
 from firebreak.signals.audio import AudioPeaks, audio_peaks
 from firebreak.signals.base import FrameHash
 from firebreak.signals.pdq import pdq_hash_pixels
 from firebreak.signals.thumb import bank_thumbs
-from firebreak.signals.video import hash_sampled_frames
 from firebreak.signals.views import (
     ContentBox,
     ThumbView,
@@ -103,13 +104,18 @@ def hash_media_file(path: Path, settings: Settings, fps: float, frame_size: int)
     digests = file_digests(path)
     if info.kind is MediaKind.IMAGE:
         pixels = load_image_rgb(path, settings)
-        thumbs = tuple((0.0, v) for v in bank_thumbs(pixels))
-        return MediaSignals(info, digests, (pdq_hash_pixels(pixels),), 0.0, thumbs)
-    decoded = decode_video(info, settings, fps, frame_size, with_audio=True)
-    frames = tuple(hash_sampled_frames(decoded.frames))
-    thumbs = tuple((f.timestamp, v) for f in decoded.frames for v in bank_thumbs(f.pixels))
-    audio = _soundtrack_peaks(decoded)
-    return MediaSignals(info, digests, frames, decoded.decoded_duration_s, thumbs, audio)
+        image_thumbs = tuple((0.0, v) for v in bank_thumbs(pixels))
+        return MediaSignals(info, digests, (pdq_hash_pixels(pixels),), 0.0, image_thumbs)
+    stream = VideoFrames(info, settings, fps, frame_size, with_audio=True)
+    frames: list[FrameHash] = []
+    thumbs: list[tuple[float, npt.NDArray[np.float32]]] = []
+    for sampled in stream:  # each frame is hashed and let go: memory stays bounded
+        frames.append(pdq_hash_pixels(sampled.pixels, sampled.timestamp))
+        thumbs.extend((sampled.timestamp, v) for v in bank_thumbs(sampled.pixels))
+    audio = _soundtrack_peaks(stream.audio)
+    return MediaSignals(
+        info, digests, tuple(frames), stream.decoded_duration_s, tuple(thumbs), audio
+    )
 
 
 def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
@@ -125,36 +131,55 @@ def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
         small = _shrink(pixels, settings.query_decode_size)
         box = detect_content_box([small])
         regions = named_regions(box, [])
-        views = query_view_hashes([(0.0, small)], regions)
+        image_views = query_view_hashes([(0.0, small)], regions)
         exact = ViewHash("frame", pdq_hash_pixels(pixels))
-        thumbs = query_thumb_views([(0.0, small)], regions, 1)
-        return QuerySignals(info, digests, (exact, *views[1:]), box, 0.0, tuple(thumbs))
-    decoded = decode_video(
+        image_thumbs = query_thumb_views([(0.0, small)], regions, 1)
+        return QuerySignals(info, digests, (exact, *image_views[1:]), box, 0.0, tuple(image_thumbs))
+    stream = VideoFrames(
         info, settings, settings.query_fps, settings.query_decode_size, with_audio=True, grey=True
     )
-    frames = [(f.timestamp, f.pixels) for f in decoded.frames]
-    pictures = [f.pixels for f in decoded.frames]
-    box = detect_content_box(pictures)
-    regions = named_regions(box, detect_layout_regions(pictures))
-    views = query_view_hashes(frames, regions)
+    views: list[ViewHash] = []
+    thumbs: list[ThumbView] = []
+    boxes: list[ContentBox] = []
     every = max(1, round(settings.query_fps / settings.query_thumb_fps))
-    thumbs = query_thumb_views(frames, regions, every)
+    for window in _windows(stream, settings.query_window_s):
+        # Borders and panels are found per window, so compilations may change layout.
+        pictures = [pixels for _, pixels in window]
+        box = detect_content_box(pictures)
+        regions = named_regions(box, detect_layout_regions(pictures))
+        views.extend(query_view_hashes(window, regions))
+        thumbs.extend(query_thumb_views(window, regions, every))
+        boxes.append(box)
     return QuerySignals(
         info,
         digests,
         tuple(views),
-        box,
-        decoded.decoded_duration_s,
+        boxes[0] if boxes else ContentBox(),
+        stream.decoded_duration_s,
         tuple(thumbs),
-        _soundtrack_peaks(decoded),
+        _soundtrack_peaks(stream.audio),
     )
 
 
-def _soundtrack_peaks(decoded: DecodedVideo) -> AudioPeaks | None:
+def _windows(
+    frames: Iterable[SampledFrame], seconds: float
+) -> Iterator[list[tuple[float, npt.NDArray[np.uint8]]]]:
+    """Consecutive runs of frames spanning `seconds` each (the last may be shorter)."""
+    window: list[tuple[float, npt.NDArray[np.uint8]]] = []
+    for frame in frames:
+        if window and frame.timestamp - window[0][0] >= seconds:
+            yield window
+            window = []
+        window.append((frame.timestamp, frame.pixels))
+    if window:
+        yield window
+
+
+def _soundtrack_peaks(audio: npt.NDArray[np.float32]) -> AudioPeaks | None:
     """The soundtrack's peaks, or None when there is no audio or only silence."""
-    if len(decoded.audio) < decoded.audio_rate:  # under a second: nothing to match on
+    if len(audio) < AUDIO_SAMPLE_RATE:  # under a second: nothing to match on
         return None
-    peaks = audio_peaks(decoded.audio, decoded.audio_rate)
+    peaks = audio_peaks(audio, AUDIO_SAMPLE_RATE)
     return peaks if len(peaks) else None
 
 
