@@ -146,6 +146,33 @@ def audio_peaks(
     return AudioPeaks(times[order], freqs[order], duration)
 
 
+def soundtrack_peaks(
+    pcm: npt.NDArray[np.float32],
+    rate: int,
+    params: AudioParams = DEFAULT_AUDIO_PARAMS,
+    block_s: float = 30.0,
+    margin_s: float = 2.0,
+) -> AudioPeaks:
+    """`audio_peaks` of a soundtrack of any length, in blocks so that memory stays bounded.
+
+    Each block is analysed with `margin_s` of context either side (more than the peak picker's
+    reach) and keeps the peaks of its own span; the loudness floor is the block's own."""
+    samples = np.asarray(pcm, dtype=np.float32).reshape(-1)
+    block, margin = round(block_s * rate), round(margin_s * rate)
+    if len(samples) <= block + 2 * margin:
+        return audio_peaks(samples, rate, params)
+    times: list[Floats] = []
+    freqs: list[Floats] = []
+    for start in range(0, len(samples), block):
+        lo = max(0, start - margin)
+        part = audio_peaks(samples[lo : start + block + margin], rate, params)
+        shifted = part.times + lo / rate
+        own = (shifted >= start / rate) & (shifted < (start + block) / rate)
+        times.append(shifted[own].astype(np.float32))
+        freqs.append(part.freqs[own])
+    return AudioPeaks(np.concatenate(times), np.concatenate(freqs), len(samples) / rate)
+
+
 def audio_landmarks(
     pcm: npt.NDArray[np.float32], rate: int, params: AudioParams = DEFAULT_AUDIO_PARAMS
 ) -> AudioFingerprint:

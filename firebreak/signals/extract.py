@@ -22,7 +22,7 @@ from firebreak.media import (
 )
 from firebreak.media.decode import AUDIO_SAMPLE_RATE
 from firebreak.settings import Settings
-from firebreak.signals.audio import AudioPeaks, audio_peaks
+from firebreak.signals.audio import AudioPeaks, soundtrack_peaks
 from firebreak.signals.base import FrameHash
 from firebreak.signals.pdq import pdq_hash_pixels
 from firebreak.signals.thumb import bank_thumbs
@@ -179,7 +179,7 @@ def _soundtrack_peaks(audio: npt.NDArray[np.float32]) -> AudioPeaks | None:
     """The soundtrack's peaks, or None when there is no audio or only silence."""
     if len(audio) < AUDIO_SAMPLE_RATE:  # under a second: nothing to match on
         return None
-    peaks = audio_peaks(audio, AUDIO_SAMPLE_RATE)
+    peaks = soundtrack_peaks(audio, AUDIO_SAMPLE_RATE)
     return peaks if len(peaks) else None
 
 
