@@ -7,11 +7,9 @@ python-threatexchange's `vpdq` signal string, a JSON list of those feature strin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from firebreak.media.decode import SampledFrame
 from firebreak.signals.base import FrameHash, SignalType, hamming_distance, normalise_hex256
-from firebreak.signals.pdq import pdq_hash_pixels
 
 
 class VideoSignal(SignalType):
@@ -32,10 +30,6 @@ class VideoSignal(SignalType):
             bytes.fromhex(normalise_hex256(a.split(",")[0])),
             bytes.fromhex(normalise_hex256(b.split(",")[0])),
         )
-
-
-def hash_sampled_frames(frames: Iterable[SampledFrame]) -> list[FrameHash]:
-    return [pdq_hash_pixels(f.pixels, f.timestamp) for f in frames]
 
 
 def format_feature(frame: FrameHash) -> str:
