@@ -234,8 +234,9 @@ class Firebreak:
     def _frame_matches(self, query: QuerySignals) -> list[ItemMatch]:
         """Per item, the better of its PDQ alignment and its thumbnail alignment."""
         s = self.settings
+        indexes = self.indexes  # caught up with the store once per query, not per lookup
         pdq_views = [v for v in query.views if v.frame.quality >= s.min_quality]
-        pdq_hits = self.indexes["frames"].search_radius(
+        pdq_hits = indexes["frames"].search_radius(
             codes_matrix([v.frame for v in pdq_views]), VideoSignal.threshold(s)
         )
         pdq_evidence = [
@@ -245,7 +246,7 @@ class Firebreak:
         ]
         thumbs = query.thumb_views
         thumb_hits = (
-            self.indexes["thumbs"].search_radius(
+            indexes["thumbs"].search_radius(
                 np.stack([t.vector for t in thumbs]), ThumbSignal.threshold(s)
             )
             if thumbs
