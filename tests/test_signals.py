@@ -13,7 +13,7 @@ from PIL import Image
 from firebreak.media import decode_video, probe_media
 from firebreak.service import Firebreak
 from firebreak.settings import Settings
-from firebreak.signals.pdq import PdqSignal, pdq_hash_pixels
+from firebreak.signals.pdq import PdqSignal, pdq_hash_luma64, pdq_hash_pixels
 from firebreak.signals.registry import SIGNAL_TYPES
 from firebreak.signals.video import VideoSignal, format_vpdq_json, parse_vpdq
 
@@ -30,6 +30,23 @@ def test_pdq_is_bit_exact_with_pdqhash_on_the_same_pixels(
 
     assert f"{int.from_bytes(ours.code, 'big'):0256b}" == reference
     assert ours.quality == quality
+
+
+def test_batched_pdq_of_small_lumas_equals_pdqhash_and_its_mirror(clips: dict[str, Path]) -> None:
+    info = probe_media(clips["bikes.mp4"], Settings())
+    frames = decode_video(info, Settings(), 5.0, 0).frames
+    lumas = np.stack(
+        [np.asarray(Image.fromarray(f.pixels).convert("L").resize((64, 64))) for f in frames]
+    )
+    noise = np.random.default_rng(7).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    lumas = np.concatenate([lumas, noise])
+
+    straight, mirrored = pdq_hash_luma64(lumas, [0.0] * len(lumas))
+
+    for luma, ours, ours_mirrored in zip(lumas, straight, mirrored, strict=True):
+        rgb = np.repeat(luma[:, :, None], 3, axis=2)
+        assert ours == pdq_hash_pixels(rgb)
+        assert ours_mirrored == pdq_hash_pixels(np.ascontiguousarray(rgb[:, ::-1]))
 
 
 @pytest.mark.parametrize("clip", ["bikes.mp4", "cockatoo.mp4", "bigbuckbunny.mp4"])

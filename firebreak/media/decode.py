@@ -21,6 +21,7 @@ from firebreak.media.probe import MediaInfo, MediaKind, check_pixel_count
 from firebreak.settings import Settings
 
 AUDIO_SAMPLE_RATE = 16_000
+_FAST_DECODE_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class DecodedVideo:
 
 
 @dataclass
-class _FrameSampler:
+class FrameSampler:
     """Picks the first frame at or after each multiple of 1/fps (one frame per slot)."""
 
     fps: float
@@ -91,7 +92,7 @@ class VideoFrames:
         self.audio = np.zeros(0, np.float32)
 
     def __iter__(self) -> Iterator[SampledFrame]:
-        to_pixels = _grey_pixels if self._grey else _rgb_pixels
+        to_pixels = grey_pixels if self._grey else _rgb_pixels
         last: float | None = None
         for frame in _iter_sampled_frames(
             self.info,
@@ -163,12 +164,19 @@ def _iter_sampled_frames(
         video = container.streams.video[0]
         video.thread_type = "AUTO"
         if fast:
+            # More frame threads than cores keep both cores busy between the dependencies of
+            # reference frames, once the frames nothing refers to are no longer decoded.
+            video.thread_type = "FRAME"
+            video.thread_count = _FAST_DECODE_THREADS
             # In-loop deblocking only smooths block edges; at hashing size it changes nothing a
-            # perceptual hash sees, and skipping it saves a good part of the decode.
-            video.codec_context.options = {"skip_loop_filter": "all"}
+            # perceptual hash sees. Frames no other frame refers to (most B-frames) are skipped:
+            # the exact decode of every other frame stays as it is, and the frames kept still lie
+            # within a frame or two of any moment. (Skipping all B-frames would be cheaper, but
+            # encoders such as x264 at its default settings predict P-frames from B-frames.)
+            video.codec_context.options = {"skip_loop_filter": "all", "skip_frame": "noref"}
         rate = video.average_rate or video.guessed_rate
         frame_period = 1.0 / float(rate) if rate else 1.0 / 25
-        sampler = _FrameSampler(fps)
+        sampler = FrameSampler(fps)
         first_time: float | None = None
         streams: list[av.stream.Stream] = [video]
         resampler = None
@@ -233,7 +241,7 @@ _LUMA_FIRST = frozenset(
 ) | {"nv12", "nv21", "gray"}
 
 
-def _grey_pixels(frame: av.VideoFrame, size: int) -> npt.NDArray[np.uint8]:
+def grey_pixels(frame: av.VideoFrame, size: int) -> npt.NDArray[np.uint8]:
     """Luma scaled to about `size`×`size`, read straight from the decoder's Y plane.
 
     Scaling colour frames in swscale costs more than decoding them; the Y plane needs no colour

@@ -133,7 +133,7 @@ def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
         regions = named_regions(box, [])
         image_views = query_view_hashes([(0.0, small)], regions)
         exact = ViewHash("frame", pdq_hash_pixels(pixels))
-        image_thumbs = query_thumb_views([(0.0, small)], regions, 1)
+        image_thumbs = query_thumb_views([(0.0, small)], regions, settings.query_thumb_fps)
         return QuerySignals(info, digests, (exact, *image_views[1:]), box, 0.0, tuple(image_thumbs))
     stream = VideoFrames(
         info, settings, settings.query_fps, settings.query_decode_size, with_audio=True, grey=True
@@ -141,14 +141,13 @@ def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
     views: list[ViewHash] = []
     thumbs: list[ThumbView] = []
     boxes: list[ContentBox] = []
-    every = max(1, round(settings.query_fps / settings.query_thumb_fps))
     for window in _windows(stream, settings.query_window_s):
         # Borders and panels are found per window, so compilations may change layout.
         pictures = [pixels for _, pixels in window]
         box = detect_content_box(pictures)
         regions = named_regions(box, detect_layout_regions(pictures))
         views.extend(query_view_hashes(window, regions))
-        thumbs.extend(query_thumb_views(window, regions, every))
+        thumbs.extend(query_thumb_views(window, regions, settings.query_thumb_fps))
         boxes.append(box)
     return QuerySignals(
         info,

@@ -9,6 +9,7 @@ one index lookup; the temporal alignment downstream keeps coincidental view hits
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,11 +18,10 @@ import numpy.typing as npt
 from PIL import Image
 
 from firebreak.signals.base import FrameHash
-from firebreak.signals.pdq import pdq_hash_pixels
+from firebreak.signals.pdq import PDQ_SIZE, pdq_hash_luma64
 from firebreak.signals.thumb import thumb_vector
 
-PDQ_SIZE = 64
-_MAX_BOX_FRAMES = 64
+_MAX_BOX_FRAMES = 32
 _MIN_BORDER = 0.03  # borders thinner than this share of the frame are not worth a view
 _SEAM_CONTRAST = 0.4  # a seam's decorrelation above its neighbourhood's
 _SEAM_BACKGROUND = 0.5  # neighbourhoods busier than this (noise, texture) hold no seams
@@ -191,17 +191,13 @@ def _longest_run(live: npt.NDArray[np.bool_]) -> tuple[int, int]:
     return best if best_len > 0 else (0, n)
 
 
-def _pdq_of_view(pixels: npt.NDArray[np.uint8], timestamp: float) -> tuple[FrameHash, FrameHash]:
-    """PDQ of `pixels` scaled to PDQ's working size, and of its mirror image."""
-    small = np.asarray(
-        Image.fromarray(np.ascontiguousarray(pixels)).resize(
-            (PDQ_SIZE, PDQ_SIZE), Image.Resampling.BOX
-        ),
-        dtype=np.uint8,
-    )
-    if small.ndim == 2:  # luma only: PDQ takes RGB, and grey RGB has that luma
-        small = np.repeat(small[:, :, None], 3, axis=2)
-    return pdq_hash_pixels(small, timestamp), pdq_hash_pixels(small[:, ::-1], timestamp)
+def _pdq_size_luma(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """`pixels` as luma box-scaled to PDQ's working size."""
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    if image.mode != "L":
+        image = image.convert("L")
+    small = image.resize((PDQ_SIZE, PDQ_SIZE), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.uint8)
 
 
 def named_regions(box: ContentBox, panels: Sequence[ContentBox]) -> list[tuple[str, ContentBox]]:
@@ -218,22 +214,33 @@ def query_view_hashes(
     regions: Sequence[tuple[str, ContentBox]],
 ) -> list[ViewHash]:
     """PDQ of every region of every (timestamp, pixels) frame, as it is and mirrored."""
+    names = [name for name, _ in regions] * len(frames)
+    timestamps = [timestamp for timestamp, _ in frames for _ in regions]
+    lumas = [_pdq_size_luma(region.crop(pixels)) for _, pixels in frames for _, region in regions]
+    if not lumas:
+        return []
+    straight, mirrored = pdq_hash_luma64(np.stack(lumas), timestamps)
     views: list[ViewHash] = []
-    for timestamp, pixels in frames:
-        for name, region in regions:
-            straight, mirrored = _pdq_of_view(region.crop(pixels), timestamp)
-            views += [ViewHash(name, straight), ViewHash(f"{name}_mirror", mirrored)]
+    for name, plain, flipped in zip(names, straight, mirrored, strict=True):
+        views += [ViewHash(name, plain), ViewHash(f"{name}_mirror", flipped)]
     return views
 
 
 def query_thumb_views(
     frames: Sequence[tuple[float, npt.NDArray[np.uint8]]],
     regions: Sequence[tuple[str, ContentBox]],
-    every: int,
+    fps: float,
 ) -> list[ThumbView]:
-    """Thumbnails of the regions of every `every`-th frame (thumbnails change slowly in time)."""
+    """Thumbnails of the regions of about `fps` frames a second (thumbnails change slowly).
+
+    Frames are picked by time, not by count, since the decoder may hand over frames unevenly."""
     views: list[ThumbView] = []
-    for timestamp, pixels in frames[:: max(1, every)]:
+    picked = [
+        (timestamp, pixels)
+        for i, (timestamp, pixels) in enumerate(frames)
+        if i == 0 or math.floor(timestamp * fps) != math.floor(frames[i - 1][0] * fps)
+    ]
+    for timestamp, pixels in picked:
         for name, region in regions:
             crop = region.crop(pixels)
             vector = thumb_vector(crop)
