@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,10 +24,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from firebreak.actions.live import live_alert_actions
 from firebreak.bench.clips import fetch_real_clips
 from firebreak.bench.demo import DEMO_BANK, DemoRow, bank_demo_clips, build_demo_cases
 from firebreak.errors import FirebreakError
 from firebreak.exchange import ListFormat, guess_format
+from firebreak.live.session import LiveEvent, LiveSession, incident_name
 from firebreak.service import Firebreak, MatchResult
 from firebreak.settings import Settings, get_settings
 from firebreak.signals.registry import SIGNAL_TYPES
@@ -43,6 +45,8 @@ app.add_typer(bank_app, name="bank")
 app.add_typer(clips_app, name="clips")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against the anchors (dev extras).")
 app.add_typer(bench_app, name="bench")
+live_app = typer.Typer(no_args_is_help=True, help="Live streams: watch, alert, act.")
+app.add_typer(live_app, name="live")
 
 # Tables keep their columns in logs and pipes, where Rich would otherwise assume 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -210,6 +214,66 @@ def match_command(
                 out.print(_match_table([result]))
     if failed:
         raise typer.Exit(1)
+
+
+@live_app.command("watch")
+def live_watch(
+    source: Annotated[
+        str, typer.Argument(help="rtmp://, srt://, an HLS http(s):// URL, or a file.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per event.")] = False,
+    realtime: Annotated[
+        bool, typer.Option(help="Play a local file at its own pace, as a publisher would.")
+    ] = True,
+    record: Annotated[
+        bool, typer.Option(help="Record the stream under FIREBREAK_HOME/recordings.")
+    ] = True,
+    incident_bank: Annotated[
+        str | None,
+        typer.Option(help="On an alert, bank the recording here so every later copy is blocked."),
+    ] = None,
+) -> None:
+    """Watch a stream until it ends or is interrupted; alert on banked content as it appears.
+
+    Alerts run the actions the settings name (FIREBREAK_LIVE_CUT cuts the stream,
+    FIREBREAK_ALERT_WEBHOOK_URL is told); with --incident-bank, the recording so far is banked
+    at the first alert, and again in full when the stream ends.
+    """
+
+    def emit(event: LiveEvent) -> None:
+        if as_json:
+            print(json.dumps(event.to_json()), flush=True)
+        elif event.event == "alert":
+            out.print(
+                f"[bold red]ALERT[/] {event.stream_time:7.1f} s  {event.bank}/{event.item}"
+                f"  score {event.score:.2f}"
+            )
+        else:
+            detail = f" ({event.detail})" if event.detail else ""
+            out.print(f"[dim]{event.stream_time:7.1f} s  {event.state}{detail}[/]")
+
+    with opened() as fb:
+        if incident_bank and not record:
+            raise fail("--incident-bank needs the stream recorded (drop --no-record)")
+        name = incident_name(source)
+        recording = fb.settings.home / "recordings" / f"{name}.ts" if record else None
+        actions = live_alert_actions(fb.settings)
+        session = LiveSession(
+            source, fb, fb.settings, emit, realtime=realtime, actions=actions, record_to=recording
+        )
+        if incident_bank:
+            snapshot = fb.settings.home / "recordings" / f"{name}-incident.ts"
+            session.ignore_item(incident_bank, name)  # the stream will match its own recording
+
+            def bank_incident(_: LiveEvent) -> None:
+                if session.recording_so_far(snapshot) is not None:
+                    fb.bank_incident(incident_bank, snapshot, name)
+
+            session.add_action("incident", bank_incident)
+        with suppress(KeyboardInterrupt):
+            session.run()
+        if incident_bank and session.alerts and session.recording_so_far(snapshot):
+            fb.bank_incident(incident_bank, snapshot, name)  # the whole stream, now it has ended
 
 
 @clips_app.command("fetch")
@@ -423,6 +487,46 @@ def bench_speed(
             f"{r.bank_peak_rss_mb:.0f} MB",
         )
     out.print(table)
+
+
+@bench_app.command("live")
+def bench_live(
+    clips_dir: Annotated[
+        Path, typer.Option("--clips", envvar="FIREBREAK_CLIPS_DIR", help="Real clips cache.")
+    ] = Path(".cache/clips"),
+    cache: Annotated[Path, typer.Option(help="Where made streams and homes are kept.")] = Path(
+        ".cache/bench-live"
+    ),
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write live-<date>.json into this folder.")
+    ] = None,
+    cases: Annotated[int, typer.Option(min=1, help="Spliced streams in the latency run.")] = 12,
+) -> None:
+    """Publish streams with banked clips spliced in over a local nginx-rtmp server and time the
+    alerts; then find how many live streams one CPU core keeps up with."""
+    from dataclasses import asdict
+
+    from firebreak.bench.live import measure_live_latency, measure_streams_per_core
+    from firebreak.bench.rtmp_server import rtmp_server_available
+
+    if not rtmp_server_available():
+        raise fail("bench live needs nginx with its RTMP module (libnginx-mod-rtmp)")
+    try:
+        fetch_real_clips(clips_dir)
+        latency = measure_live_latency(clips_dir, cache, cases)
+        for line in latency.lines():
+            out.print(line, markup=False, highlight=False)
+        per_core = measure_streams_per_core(cache)
+        for line in per_core.lines():
+            out.print(line, markup=False, highlight=False)
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    if out_dir is not None:
+        path = out_dir / f"live-{latency.date}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report = {"latency": asdict(latency), "streams_per_core": asdict(per_core)}
+        path.write_text(json.dumps(report, indent=1) + "\n")
+        out.print(f"wrote {path}", markup=False, highlight=False)
 
 
 def _pct(value: float) -> str:

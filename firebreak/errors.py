@@ -51,3 +51,21 @@ class UnknownSignalType(FirebreakError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown signal type: {name}")
         self.name = name
+
+
+class StreamFailed(FirebreakError):
+    """A live source that cannot be opened or read, or that sends what breaks a limit."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class ActionFailed(FirebreakError):
+    """An action (webhook, stream cut) that its target refused or never received."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"{target}: {reason}")
+        self.target = target
+        self.reason = reason

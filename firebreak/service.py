@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from firebreak.exchange import (
 from firebreak.index import StoreIndex, cosine_kind, hamming_kind
 from firebreak.index.audio_store import StoreAudioIndex
 from firebreak.match import (
+    FrameEvidence,
     FrameHit,
     ItemMatch,
     Segment,
@@ -49,7 +50,12 @@ from firebreak.signals import (
     hash_media_file,
     hash_query_file,
 )
-from firebreak.signals.audio import AudioSignal, format_audio_peaks, query_landmarks_from_peaks
+from firebreak.signals.audio import (
+    AudioPeaks,
+    AudioSignal,
+    format_audio_peaks,
+    query_landmarks_from_peaks,
+)
 from firebreak.signals.base import SignalType
 from firebreak.signals.md5 import Md5Signal
 from firebreak.signals.pdq import PdqSignal
@@ -57,6 +63,7 @@ from firebreak.signals.registry import signal_type, signal_type_for_exchange_nam
 from firebreak.signals.sha256 import Sha256Signal
 from firebreak.signals.thumb import THUMB_DIMENSION, ThumbSignal, decode_thumbs, encode_thumb
 from firebreak.signals.video import VideoSignal, format_feature, format_vpdq_json, parse_vpdq
+from firebreak.signals.views import ThumbView, ViewHash
 from firebreak.store import (
     AddOutcome,
     Bank,
@@ -173,6 +180,22 @@ class Firebreak:
         self._apply(outcome.change)
         return outcome
 
+    def bank_incident(self, bank: str, recording: Path, name: str) -> AddOutcome:
+        """Bank a confirmed incident's recording (so far) so that every later copy is blocked.
+
+        The incident bank is made (a block bank) if there is none; an earlier recording of the
+        same incident is replaced by this longer one."""
+        signals = self.hash_for_bank(recording)  # hash before touching the bank
+        if bank not in {b.name for b in self.store.list_banks()}:
+            self.store.create_bank(bank, "block")
+        if any(item.name == name for item in self.store.items(bank)):
+            self._apply(self.store.remove_item(bank, name))
+        outcome = self.store.add_item(
+            bank, _new_item(name, recording, signals), self.settings.actor
+        )
+        self._apply(outcome.change)
+        return outcome
+
     def remove_item(self, bank: str, item: str) -> None:
         self._apply(self.store.remove_item(bank, item))
 
@@ -207,12 +230,11 @@ class Firebreak:
         started = time.monotonic()
         s = self.settings
         query = hash_query_file(path, s)
-        matches: dict[int, ItemMatch] = {m.item.id: m for m in self._frame_matches(query)}
-        for audio_match in self._audio_matches(query):
-            picture = matches.get(audio_match.item.id)
-            matches[audio_match.item.id] = (
-                audio_match if picture is None else fuse_picture_and_sound(picture, audio_match)
-            )
+        evidence = self.lookup_frames(query.views, query.thumb_views)
+        matches = {
+            m.item.id: m
+            for m in self.match_evidence(evidence, query.audio, query.duration_s, query.is_video)
+        }
         for digest_match in self._digest_matches(query):
             previous = matches.get(digest_match.item.id)
             if previous is not None:
@@ -231,11 +253,13 @@ class Firebreak:
         verdict = decide(kept, s.match_score, s.review_score)
         return MatchResult(str(path), verdict, tuple(kept), time.monotonic() - started)
 
-    def _frame_matches(self, query: QuerySignals) -> list[ItemMatch]:
-        """Per item, the better of its PDQ alignment and its thumbnail alignment."""
+    def lookup_frames(
+        self, views: Sequence[ViewHash], thumbs: Sequence[ThumbView]
+    ) -> FrameEvidence:
+        """The index hits of query frames' PDQ views and thumbnails, at the query's times."""
         s = self.settings
         indexes = self.indexes  # caught up with the store once per query, not per lookup
-        pdq_views = [v for v in query.views if v.frame.quality >= s.min_quality]
+        pdq_views = [v for v in views if v.frame.quality >= s.min_quality]
         pdq_hits = indexes["frames"].search_radius(
             codes_matrix([v.frame for v in pdq_views]), VideoSignal.threshold(s)
         )
@@ -244,7 +268,6 @@ class Firebreak:
             for hit in pdq_hits
             for view in (pdq_views[hit.query_row],)
         ]
-        thumbs = query.thumb_views
         thumb_hits = (
             indexes["thumbs"].search_radius(
                 np.stack([t.vector for t in thumbs]), ThumbSignal.threshold(s)
@@ -257,14 +280,40 @@ class Firebreak:
             for hit in thumb_hits
             for view in (thumbs[hit.query_row],)
         ]
-        every = max(1, round(s.query_fps / s.query_thumb_fps))
-        query_span = max(1, int(query.duration_s * s.bank_fps))
+        return FrameEvidence(tuple(pdq_evidence), tuple(thumb_evidence))
+
+    def match_evidence(
+        self,
+        evidence: FrameEvidence,
+        audio: AudioPeaks | None,
+        duration_s: float,
+        is_video: bool = True,
+    ) -> list[ItemMatch]:
+        """Every item the frame hits and the soundtrack point to, scored, picture and sound fused.
+
+        `evidence` and `audio` are a query's (a file's, or a live stream's recent window), with
+        times in seconds from its start; `duration_s` is how long it is."""
+        matches = {m.item.id: m for m in self._frame_matches(evidence, duration_s, is_video)}
+        for audio_match in self._audio_matches(audio):
+            picture = matches.get(audio_match.item.id)
+            matches[audio_match.item.id] = (
+                audio_match if picture is None else fuse_picture_and_sound(picture, audio_match)
+            )
+        return list(matches.values())
+
+    def _frame_matches(
+        self, evidence: FrameEvidence, duration_s: float, is_video: bool
+    ) -> list[ItemMatch]:
+        """Per item, the better of its PDQ alignment and its thumbnail alignment."""
+        s = self.settings
+        query_span = max(1, int(duration_s * s.bank_fps))
         found: dict[int, ItemMatch] = {}
-        for evidence, signal, step, needed in (
-            (pdq_evidence, VideoSignal if query.is_video else PdqSignal, 1.0, query_span),
-            (thumb_evidence, ThumbSignal, float(every), s.min_thumb_frames),
+        for hits, signal, fps, needed in (
+            (evidence.pdq, VideoSignal if is_video else PdqSignal, s.query_fps, query_span),
+            (evidence.thumbs, ThumbSignal, s.query_thumb_fps, s.min_thumb_frames),
         ):
-            for match in self._aligned_matches(query, evidence, signal, step / s.query_fps, needed):
+            step = 1.0 / fps if is_video else 0.0
+            for match in self._aligned_matches(hits, signal, step, duration_s, needed):
                 kept = found.get(match.item.id)
                 if kept is None:
                     found[match.item.id] = match
@@ -284,10 +333,10 @@ class Firebreak:
 
     def _aligned_matches(
         self,
-        query: QuerySignals,
-        evidence: list[tuple[int, FrameHit]],
+        evidence: Sequence[tuple[int, FrameHit]],
         signal: type[SignalType],
         query_step: float,
+        query_duration_s: float,
         most_needed: int,
     ) -> list[ItemMatch]:
         """Group hits by item, align them in time, and score each item's alignment.
@@ -315,9 +364,9 @@ class Firebreak:
             alignment = align_frame_hits(
                 item_hits,
                 s.align_tolerance_s,
-                query_step if query.is_video else 0.0,
+                query_step,
                 item_step,
-                query.duration_s,
+                query_duration_s,
                 item.duration_s,
                 s.align_speeds,
             )
@@ -355,14 +404,14 @@ class Firebreak:
             )
         return results
 
-    def _audio_matches(self, query: QuerySignals) -> list[ItemMatch]:
-        if query.audio is None:
+    def _audio_matches(self, audio: AudioPeaks | None) -> list[ItemMatch]:
+        if audio is None:
             return []
         audio_index = self.audio_index.index
         if len(audio_index) == 0:
             return []
         found = audio_index.search(
-            query_landmarks_from_peaks(query.audio), AudioSignal.threshold(self.settings)
+            query_landmarks_from_peaks(audio), AudioSignal.threshold(self.settings)
         )
         sources = self.store.resolve_signals(m.item_id for m in found)
         results = []

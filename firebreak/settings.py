@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -72,6 +73,38 @@ class Settings(BaseSettings):
     )
     match_score: float = Field(default=0.5, description="Score at or above which we say match.")
     review_score: float = Field(default=0.2, description="Score at or above which we say review.")
+
+    # Live streams.
+    live_fps: float = Field(default=5.0, description="Frames a second sampled from a live stream.")
+    live_step_s: float = Field(default=1.0, description="How often (stream seconds) to match.")
+    live_window_s: float = Field(
+        default=20.0, description="The recent stream seconds each match looks at."
+    )
+    live_audio_window_s: float = Field(
+        default=10.0, description="The recent soundtrack seconds each match looks at."
+    )
+    live_layout_s: float = Field(
+        default=5.0, description="Recent seconds in which borders and panels are looked for."
+    )
+    live_open_timeout_s: float = 10.0
+    live_read_timeout_s: float = Field(
+        default=10.0, description="A stream that sends nothing for this long has stalled."
+    )
+    live_reconnect_attempts: int = Field(
+        default=3, description="Reconnections tried, with back-off, after a stream drops."
+    )
+    live_backoff_s: float = Field(default=0.5, description="The first reconnection's wait.")
+    live_cut: Literal["none", "nginx-rtmp", "webhook"] = Field(
+        default="none", description="How a stream that shows banked content is cut off."
+    )
+    nginx_rtmp_control_url: str | None = Field(
+        default=None, description="nginx-rtmp's rtmp_control location, e.g. http://host/control."
+    )
+    live_cut_webhook_url: str | None = None
+    alert_webhook_url: str | None = Field(
+        default=None, description="Where alerts are POSTed, signed with `webhook_secret`."
+    )
+    webhook_secret: SecretStr | None = None
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Firebreak needs when they are missing: ffmpeg for test media,
 # espeak-ng for test speech, the FFmpeg development libraries, pkg-config and g++ to build vpdq,
-# make and swig to build tmkpy, a font for drawtext (the benchmark's captions). Needs root to install.
+# make and swig to build tmkpy, a font for drawtext (the benchmark's captions), nginx with its RTMP
+# module for the live-stream tests. Needs root to install.
 set -euo pipefail
-packages=(ffmpeg espeak-ng pkg-config libavdevice-dev libavfilter-dev libavformat-dev libavcodec-dev
+packages=(ffmpeg espeak-ng nginx-light libnginx-mod-rtmp pkg-config libavdevice-dev libavfilter-dev libavformat-dev libavcodec-dev
   libswresample-dev libswscale-dev libavutil-dev g++ make swig fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do

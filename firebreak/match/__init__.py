@@ -1,6 +1,7 @@
 """Temporal alignment of frame hits and the scoring of matches into verdicts."""
 
 from firebreak.match.align import Alignment, FrameHit, Segment, align_frame_hits
+from firebreak.match.evidence import FrameEvidence
 from firebreak.match.score import (
     ItemMatch,
     Verdict,
@@ -12,6 +13,7 @@ from firebreak.match.score import (
 
 __all__ = [
     "Alignment",
+    "FrameEvidence",
     "FrameHit",
     "ItemMatch",
     "Segment",

@@ -1,0 +1,1 @@
+"""Actions on verdicts: signed webhooks, and cutting live streams."""

@@ -1,0 +1,1 @@
+"""Live streams: sessions that watch, hash and match streams as they arrive."""

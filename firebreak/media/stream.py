@@ -1,0 +1,223 @@
+"""Live sources: RTMP, HLS and SRT streams, and local files played at real-time speed.
+
+A stream is read as it arrives: sampled pictures (luma, small) and the soundtrack (mono PCM at
+16 kHz) come out in stream order, timed in seconds from the stream's first frame. A stream is
+endless by nature, so the limits that matter are per frame (pixel count, decode errors in a row)
+and per read (a stalled source times out); how long to watch is the caller's choice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from firebreak.errors import MediaRejected, StreamFailed
+from firebreak.media.decode import AUDIO_SAMPLE_RATE, FrameSampler, grey_pixels
+from firebreak.media.probe import check_pixel_count
+from firebreak.settings import Settings
+
+_NETWORK_SCHEMES = frozenset({"rtmp", "rtmps", "srt", "http", "https", "udp", "rtp", "rtsp", "tcp"})
+
+
+@dataclass(frozen=True)
+class StreamPicture:
+    """A sampled frame: its time in seconds from the stream's start, and its luma, small."""
+
+    stream_time: float
+    pixels: npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class StreamSound:
+    """A run of the soundtrack: the stream time of its first sample, and mono PCM at 16 kHz."""
+
+    stream_time: float
+    samples: npt.NDArray[np.float32]
+
+
+def is_network_source(source: str) -> bool:
+    """Whether `source` is a URL to a stream rather than a path to a local file."""
+    return urlparse(source).scheme.lower() in _NETWORK_SCHEMES
+
+
+def read_stream(
+    source: str,
+    settings: Settings,
+    fps: float,
+    size: int,
+    *,
+    realtime: bool,
+    record_to: Path | None = None,
+) -> Iterator[StreamPicture | StreamSound]:
+    """Pictures sampled `fps` times a second and the soundtrack of `source`, as they arrive.
+
+    With `realtime`, a local file is played at its own pace, as a publisher would send it; a
+    network stream always arrives at its own pace. With `record_to`, every packet is also
+    appended there as MPEG-TS, so that a reconnected stream goes on in the same recording and
+    any prefix of the recording is a playable file. Returns when the stream ends; raises
+    StreamFailed when it cannot be opened, stalls past the read timeout, or sends frames that
+    break a limit or fail to decode many times in a row.
+    """
+    container = _open(source, settings)
+    with container:
+        if not container.streams.video:
+            raise StreamFailed(source, "no video stream")
+        video = container.streams.video[0]
+        # One thread per stream: decoding threads would add frames of latency, and many
+        # streams already share the cores.
+        video.thread_type = "SLICE"
+        video.thread_count = 1
+        video.codec_context.options = {"skip_loop_filter": "all", "skip_frame": "noref"}
+        streams: list[av.stream.Stream] = [video]
+        if container.streams.audio:
+            streams.append(container.streams.audio[0])
+        recorder = _Recorder(record_to, streams) if record_to is not None else None
+        try:
+            # A network stream arrives at its own pace; only a local file is paced here.
+            paced = realtime and not is_network_source(source)
+            packets = _demux(container, streams, source, recorder)
+            yield from _decode_packets(source, settings, packets, fps, size, paced)
+        finally:
+            if recorder is not None:
+                recorder.close()
+
+
+def _decode_packets(
+    source: str,
+    settings: Settings,
+    packets: Iterator[av.Packet[av.stream.Stream]],
+    fps: float,
+    size: int,
+    realtime: bool,
+) -> Iterator[StreamPicture | StreamSound]:
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE)
+    sampler = FrameSampler(fps)
+    frame_period: float | None = None
+    # RTMP timestamps count from the moment the publisher started, whenever we joined: kept
+    # as they are, stream times are the publisher's. Other sources count from their first frame.
+    first_time: float | None = 0.0 if source.lower().startswith("rtmp") else None
+    started: float | None = None
+    errors_in_a_row = 0
+    for packet in packets:
+        if frame_period is None and packet.stream.type == "video":
+            rate = packet.stream.average_rate or packet.stream.guessed_rate
+            frame_period = 1.0 / float(rate) if rate else 1.0 / 25
+        try:
+            decoded = packet.decode()
+        except av.error.FFmpegError:
+            errors_in_a_row += 1
+            if errors_in_a_row > settings.max_decode_errors:
+                raise StreamFailed(
+                    source, f"more than {settings.max_decode_errors} decode errors in a row"
+                ) from None
+            continue
+        errors_in_a_row = 0
+        for frame in decoded:
+            if not isinstance(frame, av.VideoFrame | av.AudioFrame) or frame.time is None:
+                continue
+            if first_time is None:
+                first_time = frame.time
+            t = max(0.0, frame.time - first_time)
+            if realtime:
+                started = time.monotonic() - t if started is None else started
+                _wait_until(started + t)
+            if isinstance(frame, av.AudioFrame):
+                for out in resampler.resample(frame):
+                    samples = out.to_ndarray().reshape(-1).astype(np.float32)
+                    yield StreamSound(round(t, 3), samples)
+                continue
+            _check_picture_size(source, frame, settings)
+            if sampler.wants(t, frame_period or 1.0 / 25):
+                yield StreamPicture(round(t, 3), grey_pixels(frame, size))
+
+
+class _Recorder:
+    """The stream's packets, copied as they are into an MPEG-TS file."""
+
+    def __init__(self, path: Path, streams: list[av.stream.Stream]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("ab")
+        self._output = av.open(self._file, mode="w", format="mpegts")
+        self._streams = {s.index: self._output.add_stream_from_template(s) for s in streams}
+
+    def write(self, packet: av.Packet[av.stream.Stream]) -> None:
+        target = self._streams.get(packet.stream.index)
+        if target is None or packet.dts is None:
+            return
+        copy = av.Packet(bytes(packet))
+        copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+        copy.is_keyframe = packet.is_keyframe
+        copy.stream = target
+        self._output.mux(copy)
+
+    def close(self) -> None:
+        try:
+            self._output.close()
+        finally:
+            self._file.close()
+
+
+def _open(source: str, settings: Settings) -> av.container.InputContainer:
+    network = is_network_source(source)
+    if not network and not Path(source).is_file():
+        raise StreamFailed(source, "no such file")
+    options = {}
+    if network:
+        # Start within a second: probe little, buffer nothing.
+        options = {"analyzeduration": "1000000", "probesize": "500000"}
+        if source.lower().startswith("rtmp"):
+            options["rtmp_live"] = "live"
+    try:
+        return av.open(
+            source,
+            mode="r",
+            options=options,
+            timeout=(settings.live_open_timeout_s, settings.live_read_timeout_s),
+        )
+    except (av.error.FFmpegError, OSError) as exc:
+        raise StreamFailed(source, f"cannot open ({exc})") from None
+
+
+def _demux(
+    container: av.container.InputContainer,
+    streams: list[av.stream.Stream],
+    source: str,
+    recorder: _Recorder | None,
+) -> Iterator[av.Packet[av.stream.Stream]]:
+    """The container's packets until the stream ends (recorded first, when recording); a read
+    that fails midway is a failure."""
+    packets = container.demux(*streams)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except (av.error.ExitError, av.error.EOFError, EOFError):
+            return  # the publisher stopped: how a live stream ends
+        except (av.error.FFmpegError, OSError) as exc:
+            raise StreamFailed(source, f"read failed ({exc})") from None
+        if packet.size == 0:
+            continue  # a flush packet
+        if recorder is not None:
+            recorder.write(packet)
+        yield packet
+
+
+def _check_picture_size(source: str, frame: av.VideoFrame, settings: Settings) -> None:
+    try:
+        check_pixel_count(Path(source), frame.width, frame.height, settings.max_video_pixels)
+    except MediaRejected as exc:
+        raise StreamFailed(source, exc.reason) from None
+
+
+def _wait_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
