@@ -76,7 +76,7 @@ class Settings(BaseSettings):
 
     # Live streams.
     live_fps: float = Field(default=5.0, description="Frames a second sampled from a live stream.")
-    live_step_s: float = Field(default=1.0, description="How often (stream seconds) to match.")
+    live_step_s: float = Field(default=0.5, description="How often (stream seconds) to match.")
     live_window_s: float = Field(
         default=20.0, description="The recent stream seconds each match looks at."
     )
@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     )
     live_layout_s: float = Field(
         default=5.0, description="Recent seconds in which borders and panels are looked for."
+    )
+    live_recent_layout_s: float = Field(
+        default=0.8, description="Recent seconds in which a content box that just changed shows."
     )
     live_open_timeout_s: float = 10.0
     live_read_timeout_s: float = Field(

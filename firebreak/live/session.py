@@ -31,6 +31,7 @@ from firebreak.media.stream import StreamPicture, StreamSound, is_network_source
 from firebreak.settings import Settings
 from firebreak.signals.audio import AudioPeaks, soundtrack_peaks
 from firebreak.signals.views import (
+    ContentBox,
     ThumbView,
     ViewHash,
     detect_content_box,
@@ -240,9 +241,7 @@ class LiveSession:
     def _step(self) -> None:
         """Look up the frames that arrived since the last step, then match the recent window."""
         s = self._settings
-        pictures = [pixels for _, pixels in self._recent]
-        box = detect_content_box(pictures)
-        regions = named_regions(box, detect_layout_regions(pictures))
+        regions = self._regions()
         views = query_view_hashes(self._pending, regions)
         thumbs = query_thumb_views(self._pending, regions, s.query_thumb_fps)
         self._pending = []
@@ -262,6 +261,19 @@ class LiveSession:
             if match.score >= s.match_score and match.item.id not in self._alerted:
                 self._alerted.add(match.item.id)
                 self._alert(match)
+
+    def _regions(self) -> list[tuple[str, ContentBox]]:
+        """The regions to hash the new frames in: those found over the last `live_layout_s`, and
+        the content box of the last `live_recent_layout_s` when it differs, because a layout that
+        just changed (a letterboxed clip cut into the stream) shows there first."""
+        pictures = [pixels for _, pixels in self._recent]
+        box = detect_content_box(pictures)
+        regions = named_regions(box, detect_layout_regions(pictures))
+        since = self._now - self._settings.live_recent_layout_s
+        recent = detect_content_box([pixels for t, pixels in self._recent if t >= since])
+        if not recent.is_whole_frame and not recent.close_to(box):
+            regions.append(("recent_box", recent))
+        return regions
 
     def _recent_sound(self) -> AudioPeaks | None:
         horizon = self._now - self._settings.live_audio_window_s

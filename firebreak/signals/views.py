@@ -47,6 +47,15 @@ class ContentBox:
             and self.right > 1 - _MIN_BORDER
         )
 
+    def close_to(self, other: ContentBox, tolerance: float = _MIN_BORDER) -> bool:
+        """Whether every side lies within `tolerance` (of the frame) of `other`'s."""
+        return (
+            abs(self.top - other.top) <= tolerance
+            and abs(self.bottom - other.bottom) <= tolerance
+            and abs(self.left - other.left) <= tolerance
+            and abs(self.right - other.right) <= tolerance
+        )
+
     def crop(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         height, width = pixels.shape[:2]
         top, bottom = round(self.top * height), round(self.bottom * height)
