@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -27,6 +27,13 @@ from rich.table import Table
 from firebreak.actions.live import live_alert_actions
 from firebreak.bench.clips import fetch_real_clips
 from firebreak.bench.demo import DEMO_BANK, DemoRow, bank_demo_clips, build_demo_cases
+from firebreak.classify.base import Scorer
+from firebreak.classify.head import DetectorHead, ScorerSpec
+from firebreak.classify.impulse import ImpulseScorer
+from firebreak.classify.ocr import OcrScorer, load_watch_list
+from firebreak.classify.onnx_model import OnnxImageScorer
+from firebreak.classify.scorers import build_scorers, head_scorer
+from firebreak.classify.training import evaluate_head, train_head
 from firebreak.errors import FirebreakError
 from firebreak.exchange import ListFormat, guess_format
 from firebreak.live.session import LiveEvent, LiveSession, incident_name
@@ -232,6 +239,20 @@ def live_watch(
         str | None,
         typer.Option(help="On an alert, bank the recording here so every later copy is blocked."),
     ] = None,
+    impulse: Annotated[
+        bool, typer.Option(help="Score the soundtrack for gunfire-like impulses.")
+    ] = False,
+    model: Annotated[
+        list[Path] | None,
+        typer.Option(help="An ONNX picture classifier to score frames with (repeatable)."),
+    ] = None,
+    watch_list: Annotated[
+        Path | None, typer.Option(help="Read on-screen text and match it against this list.")
+    ] = None,
+    head: Annotated[
+        Path | None,
+        typer.Option(help="A head from `firebreak train`; it brings its own scorers."),
+    ] = None,
 ) -> None:
     """Watch a stream until it ends or is interrupted; alert on banked content as it appears.
 
@@ -253,13 +274,21 @@ def live_watch(
             out.print(f"[dim]{event.stream_time:7.1f} s  {event.state}{detail}[/]")
 
     with opened() as fb:
+        scorers = live_scorers(impulse, model or [], watch_list, head)
         if incident_bank and not record:
             raise fail("--incident-bank needs the stream recorded (drop --no-record)")
         name = incident_name(source)
         recording = fb.settings.home / "recordings" / f"{name}.ts" if record else None
         actions = live_alert_actions(fb.settings)
         session = LiveSession(
-            source, fb, fb.settings, emit, realtime=realtime, actions=actions, record_to=recording
+            source,
+            fb,
+            fb.settings,
+            emit,
+            realtime=realtime,
+            actions=actions,
+            record_to=recording,
+            scorers=scorers,
         )
         if incident_bank:
             snapshot = fb.settings.home / "recordings" / f"{name}-incident.ts"
@@ -274,6 +303,80 @@ def live_watch(
             session.run()
         if incident_bank and session.alerts and session.recording_so_far(snapshot):
             fb.bank_incident(incident_bank, snapshot, name)  # the whole stream, now it has ended
+
+
+def live_scorers(
+    impulse: bool, models: list[Path], watch_list: Path | None, head: Path | None
+) -> list[Scorer]:
+    """The scorers the options name; a head brings the scorers it was trained on."""
+    scorers: list[Scorer] = [head_scorer(head)] if head else []
+    if impulse:
+        scorers.append(ImpulseScorer())
+    scorers += [OnnxImageScorer(path) for path in models]
+    if watch_list:
+        scorers.append(OcrScorer(load_watch_list(watch_list)))
+    return scorers
+
+
+@app.command("train")
+def train(
+    folder: Annotated[Path, typer.Argument(help="Labelled clips in attack/ and benign/.")],
+    head_file: Annotated[Path, typer.Option("--out", help="Where to write the head (JSON).")],
+    impulse: Annotated[bool, typer.Option(help="Use the gunfire-like impulse scorer.")] = True,
+    motion: Annotated[bool, typer.Option(help="Use the camera-motion features.")] = True,
+    model: Annotated[
+        Path | None, typer.Option(help="An ONNX picture classifier whose output to use.")
+    ] = None,
+    watch_list: Annotated[Path | None, typer.Option(help="An OCR watch list to use.")] = None,
+) -> None:
+    """Fit a detector head on labelled clips; held-out clips measure it."""
+    spec = ScorerSpec(
+        impulse, motion, str(model) if model else None, str(watch_list) if watch_list else None
+    )
+    try:
+        scorers = build_scorers(spec)
+        with progress() as bar:
+            task = bar.add_task("measuring clips", total=None)
+            head = train_head(
+                folder, scorers, spec, get_settings(), progress=lambda _: bar.advance(task)
+            )
+        head.save(head_file)
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    out_print_metrics(f"trained {head_file} (version {head.version})", head.metrics)
+    out.print(f"trained on {dict(head.trained_on)}")
+
+
+@app.command("eval")
+def evaluate(
+    head_file: Annotated[Path, typer.Argument(help="A head from `firebreak train`.")],
+    folder: Annotated[Path, typer.Argument(help="Held-out labelled clips (attack/, benign/).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """ROC AUC, time to detect and false alerts per stream-hour of a head on labelled clips."""
+    try:
+        head = DetectorHead.load(head_file)
+        scorers = build_scorers(head.scorers)
+        with progress() as bar:
+            task = bar.add_task("measuring clips", total=None)
+            result = evaluate_head(
+                head, folder, scorers, get_settings(), progress=lambda _: bar.advance(task)
+            )
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(result.as_metrics()))
+    else:
+        out_print_metrics(f"{head_file} on {folder}", result.as_metrics())
+
+
+def out_print_metrics(title: str, metrics: Mapping[str, float]) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:g}")
+    out.print(table)
 
 
 @clips_app.command("fetch")

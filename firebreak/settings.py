@@ -89,6 +89,23 @@ class Settings(BaseSettings):
     live_recent_layout_s: float = Field(
         default=0.8, description="Recent seconds in which a content box that just changed shows."
     )
+    live_scorer_fps: float = Field(
+        default=2.0, description="Colour frames a second handed to scorers (models, OCR)."
+    )
+    live_scorer_size: int = Field(default=640, description="Longer side of scorers' frames.")
+    live_scorer_window_s: float = Field(default=4.0, description="Seconds each scoring reads.")
+    live_scorer_step_s: float = Field(default=2.0, description="How often scorers run.")
+    live_risk_smoothing: float = Field(
+        default=0.5, description="Weight of the newest risk in each scorer's moving average."
+    )
+    live_escalation: dict[str, float] = Field(
+        default_factory=lambda: {"review": 0.5, "alert": 0.8},
+        description="Smoothed risk at which a stream goes to review, and at which it is alerted "
+        "on and acted against (cut, webhook).",
+    )
+    live_scorer_max_faults: int = Field(
+        default=3, description="Failures in a row after which a scorer is left out."
+    )
     live_open_timeout_s: float = 10.0
     live_read_timeout_s: float = Field(
         default=10.0, description="A stream that sends nothing for this long has stalled."

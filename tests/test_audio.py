@@ -7,6 +7,7 @@ and languages, with a little noise over all of it.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -215,7 +216,16 @@ def synthesise(text: str, voice: str, rate_wpm: int) -> Pcm:
 
 
 def fetch_pingus_data(dest: Path) -> Path:
-    """pingus-data's sounds and music, extracted from its Debian package into `dest`."""
+    """pingus-data's sounds and music, extracted from its Debian package into `dest`.
+
+    Test workers may ask at the same time: one fetches, the others wait for it."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with (dest.parent / f"{dest.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _fetch_pingus_data_unlocked(dest)
+
+
+def _fetch_pingus_data_unlocked(dest: Path) -> Path:
     if (dest / "sounds" / "goodidea.wav").is_file() and (dest / "music" / MIXED_MUSIC).is_file():
         return dest
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,10 +24,18 @@ from typing import Any, BinaryIO, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from firebreak.classify.base import Scorer
 from firebreak.errors import FirebreakError, StreamFailed
+from firebreak.live.risk import RiskWatch, ScorerFault, evidence_of
 from firebreak.match import FrameEvidence, ItemMatch
 from firebreak.media.decode import AUDIO_SAMPLE_RATE
-from firebreak.media.stream import StreamPicture, StreamSound, is_network_source, read_stream
+from firebreak.media.stream import (
+    StreamColour,
+    StreamPicture,
+    StreamSound,
+    is_network_source,
+    read_stream,
+)
 from firebreak.settings import Settings
 from firebreak.signals.audio import AudioPeaks, soundtrack_peaks
 from firebreak.signals.views import (
@@ -80,6 +88,8 @@ class LiveEvent:
     score: float | None = None
     state: StreamState | None = None
     detail: str | None = None
+    level: str = "alert"
+    """An alert's level: "alert" (acted on) or "review" (for people to look at)."""
     signals: dict[str, dict[str, Any]] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)
     """What each alert action did: "done", or "failed: <reason>"."""
@@ -94,6 +104,7 @@ class LiveEvent:
         if self.event == "alert":
             record |= {
                 "source": self.source,
+                "level": self.level,
                 "bank": self.bank,
                 "item": self.item,
                 "score": None if self.score is None else round(self.score, 4),
@@ -142,6 +153,7 @@ class LiveSession:
         realtime: bool = True,
         actions: Mapping[str, AlertAction] | None = None,
         record_to: Path | None = None,
+        scorers: Sequence[Scorer] = (),
     ) -> None:
         self.source = source
         self._matcher = matcher
@@ -159,6 +171,7 @@ class LiveSession:
         self._pending: list[tuple[float, npt.NDArray[np.uint8]]] = []
         self._evidence = FrameEvidence()
         self._sound: deque[tuple[float, npt.NDArray[np.float32]]] = deque()
+        self._risk = RiskWatch(scorers, settings)
         self.alerts: list[LiveEvent] = []
         self.state: StreamState = "connecting"
 
@@ -177,6 +190,8 @@ class LiveSession:
                     self._settings.query_decode_size,
                     realtime=self._realtime,
                     record_to=self.recording,
+                    colour_fps=self._settings.live_scorer_fps if self._risk else 0.0,
+                    colour_size=self._settings.live_scorer_size,
                 ):
                     if not received:
                         received = True
@@ -224,10 +239,15 @@ class LiveSession:
             shutil.copyfileobj(_Prefix(source, size), copy)
         return dest
 
-    def _take(self, part: StreamPicture | StreamSound) -> None:
+    def _take(self, part: StreamPicture | StreamSound | StreamColour) -> None:
         t = self._time_base + part.stream_time
         if isinstance(part, StreamSound):
             self._sound.append((t, part.samples))
+            if self._risk:
+                self._risk.add_sound(t, part.samples)
+            return
+        if isinstance(part, StreamColour):
+            self._risk.add_frame(t, part.pixels)
             return
         self._now = max(self._now, t)
         self._pending.append((t, part.pixels))
@@ -237,6 +257,37 @@ class LiveSession:
         if self._now >= self._next_step:
             self._step()
             self._next_step = self._now + self._settings.live_step_s
+        if self._risk.due(self._now):
+            self._assess_risk()
+
+    def _assess_risk(self) -> None:
+        """Run the scorers on the recent window; escalate what crossed a level of the policy."""
+        for outcome in self._risk.assess(self._now):
+            if isinstance(outcome, ScorerFault):
+                detail = f"scorer {outcome.scorer} failed: {outcome.error}"
+                self._emit(
+                    LiveEvent(
+                        "state",
+                        self.source,
+                        self._now,
+                        time.time(),
+                        state=self.state,
+                        detail=detail,
+                    )
+                )
+                continue
+            event = LiveEvent(
+                "alert",
+                self.source,
+                self._now,
+                time.time(),
+                outcome.scorer,
+                score=outcome.smoothed,
+                level=outcome.level,
+                signals={outcome.scorer: dict(evidence_of(outcome))},
+            )
+            # Only an alert-level escalation is acted on; review-level goes to people.
+            self._raise(event, act=outcome.level == "alert")
 
     def _step(self) -> None:
         """Look up the frames that arrived since the last step, then match the recent window."""
@@ -299,9 +350,12 @@ class LiveSession:
             match.score,
             signals=match.signals,
         )
+        self._raise(event, act=True)
+
+    def _raise(self, event: LiveEvent, act: bool) -> None:
         # Act first (cutting a stream is the point), then report what was done.
         done: dict[str, str] = {}
-        for name, action in self._actions.items():
+        for name, action in self._actions.items() if act else ():
             try:
                 action(event)
                 done[name] = "done"

@@ -42,6 +42,14 @@ class StreamSound:
     samples: npt.NDArray[np.float32]
 
 
+@dataclass(frozen=True)
+class StreamColour:
+    """A colour frame for scorers: its stream time and H×W×3 RGB pixels."""
+
+    stream_time: float
+    pixels: npt.NDArray[np.uint8]
+
+
 def is_network_source(source: str) -> bool:
     """Whether `source` is a URL to a stream rather than a path to a local file."""
     return urlparse(source).scheme.lower() in _NETWORK_SCHEMES
@@ -55,13 +63,17 @@ def read_stream(
     *,
     realtime: bool,
     record_to: Path | None = None,
-) -> Iterator[StreamPicture | StreamSound]:
+    colour_fps: float = 0.0,
+    colour_size: int = 640,
+) -> Iterator[StreamPicture | StreamSound | StreamColour]:
     """Pictures sampled `fps` times a second and the soundtrack of `source`, as they arrive.
 
     With `realtime`, a local file is played at its own pace, as a publisher would send it; a
     network stream always arrives at its own pace. With `record_to`, every packet is also
     appended there as MPEG-TS, so that a reconnected stream goes on in the same recording and
-    any prefix of the recording is a playable file. Returns when the stream ends; raises
+    any prefix of the recording is a playable file. With `colour_fps`, colour frames (longer side
+    `colour_size`) come out that often too, for scorers that need colour and detail (models, OCR).
+    Returns when the stream ends; raises
     StreamFailed when it cannot be opened, stalls past the read timeout, or sends frames that
     break a limit or fail to decode many times in a row.
     """
@@ -83,7 +95,9 @@ def read_stream(
             # A network stream arrives at its own pace; only a local file is paced here.
             paced = realtime and not is_network_source(source)
             packets = _demux(container, streams, source, recorder)
-            yield from _decode_packets(source, settings, packets, fps, size, paced)
+            yield from _decode_packets(
+                source, settings, packets, (fps, size), (colour_fps, colour_size), paced
+            )
         finally:
             if recorder is not None:
                 recorder.close()
@@ -93,12 +107,14 @@ def _decode_packets(
     source: str,
     settings: Settings,
     packets: Iterator[av.Packet[av.stream.Stream]],
-    fps: float,
-    size: int,
+    luma: tuple[float, int],
+    colour: tuple[float, int],
     realtime: bool,
-) -> Iterator[StreamPicture | StreamSound]:
+) -> Iterator[StreamPicture | StreamSound | StreamColour]:
     resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE)
+    (fps, size), (colour_fps, colour_size) = luma, colour
     sampler = FrameSampler(fps)
+    colour_sampler = FrameSampler(colour_fps) if colour_fps > 0 else None
     frame_period: float | None = None
     # RTMP timestamps count from the moment the publisher started, whenever we joined: kept
     # as they are, stream times are the publisher's. Other sources count from their first frame.
@@ -134,8 +150,19 @@ def _decode_packets(
                     yield StreamSound(round(t, 3), samples)
                 continue
             _check_picture_size(source, frame, settings)
-            if sampler.wants(t, frame_period or 1.0 / 25):
+            period = frame_period or 1.0 / 25
+            if sampler.wants(t, period):
                 yield StreamPicture(round(t, 3), grey_pixels(frame, size))
+            if colour_sampler is not None and colour_sampler.wants(t, period):
+                yield StreamColour(round(t, 3), _colour_pixels(frame, colour_size))
+
+
+def _colour_pixels(frame: av.VideoFrame, longest: int) -> npt.NDArray[np.uint8]:
+    scale = min(1.0, longest / max(frame.width, frame.height))
+    width = max(2, round(frame.width * scale / 2) * 2)
+    height = max(2, round(frame.height * scale / 2) * 2)
+    small = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
+    return np.asarray(small.to_ndarray(), dtype=np.uint8)
 
 
 class _Recorder:
