@@ -7,6 +7,7 @@ out to the alert's wall time.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -320,3 +322,43 @@ def test_stream_source_that_is_missing_or_not_media_fails_with_a_reason(
 
         assert events[-1].state == "ended"
         assert events[-1].detail and events[-1].detail != "stream ended"
+
+
+def test_hls_stream_with_a_banked_clip_alerts(
+    live_fb: Firebreak, clips: dict[str, Path], media_dir: Path, tmp_path: Path
+) -> None:
+    media = _spliced(clips["cockatoo.mp4"], media_dir / "live-plain.mp4")
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    ffmpeg(
+        "-i",
+        media,
+        "-c",
+        "copy",
+        "-f",
+        "hls",
+        "-hls_time",
+        "2",
+        "-hls_list_size",
+        "0",
+        hls / "index.m3u8",
+    )
+    handler = functools.partial(_QuietFiles, directory=str(hls))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
+    events: list[LiveEvent] = []
+    try:
+        LiveSession(url, live_fb, live_fb.settings, events.append).run()
+    finally:
+        server.shutdown()
+
+    alerts = [e for e in events if e.event == "alert"]
+    assert [a.item for a in alerts] == ["cockatoo.mp4"]
+    assert alerts[0].stream_time >= LEAD_IN_S - 0.1
+    assert events[-1].state == "ended"
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
