@@ -6,11 +6,15 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
+from PIL import Image
 
 from firebreak.bench.variants import (
     MANIPULATIONS,
     concat_clips,
+    ken_burns_clip,
     lavfi_clip,
     make_excerpt,
     make_variant,
@@ -18,6 +22,7 @@ from firebreak.bench.variants import (
 from firebreak.match import Verdict
 from firebreak.service import Firebreak
 from firebreak.settings import Settings
+from firebreak.signals.views import ContentBox, ScreenBox, detect_layout_regions
 from tests.conftest import ffmpeg
 
 BANK = "known"
@@ -330,3 +335,114 @@ def test_copy_in_a_reaction_layout_matches_through_its_panel(
 
     assert verdict is Verdict.MATCH
     assert _close(item_segment, (0.0, 14.0))
+
+
+_INSET = "[0:v]scale=208:-2,setsar=1[fg];[1:v]setsar=1[bg];[bg][fg]overlay=24:H-h-24:shortest=1[v]"
+
+
+@pytest.fixture(scope="session")
+def panning_still(clips: dict[str, Path], media_dir: Path) -> Path:
+    """A slow zoom and pan over a photo: busy footage around an inset."""
+    path = media_dir / "chelsea-pan.mp4"
+    if not path.exists():
+        ken_burns_clip(clips["chelsea.png"], 15, path)
+    return path
+
+
+@pytest.mark.parametrize("background", ["panning", "still"])
+def test_copy_shown_as_a_small_inset_over_other_footage_matches_through_the_inset(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path, panning_still: Path, background: str
+) -> None:
+    copy = media_dir / f"cockatoo-inset-{background}.mp4"
+    if not copy.exists():
+        behind = ["-i", panning_still] if background == "panning" else ["-loop", "1"]
+        behind += [] if background == "panning" else ["-i", clips["chelsea.png"]]
+        graph = _INSET.replace("[1:v]", "[1:v]scale=640:360,")
+        ffmpeg("-i", clips["cockatoo.mp4"], *behind, "-filter_complex", graph, "-map", "[v]", copy)
+
+    verdict, _, item_segment = _match_for(banked, copy, "cockatoo.mp4")
+
+    assert verdict is Verdict.MATCH
+    assert _close(item_segment, (0.0, 14.0))
+
+
+def test_unrelated_clip_in_an_inset_matches_nothing(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path, panning_still: Path
+) -> None:
+    copy = media_dir / "carphone-inset.mp4"
+    if not copy.exists():
+        ffmpeg(
+            *("-i", clips["carphone_pristine.mp4"], "-i", panning_still),
+            *("-filter_complex", _INSET, "-map", "[v]", copy),
+        )
+
+    assert banked.match_file(copy).verdict is Verdict.NO_MATCH
+
+
+_FILMED_SCREEN = (
+    "scale=640:-2,pad=iw+32:ih+32:16:16:color=0x202020,"
+    "perspective=x0=W*0.03:y0=H*0.08:x1=W*0.9:y1=H*0.03:x2=W*0.07:y2=H*0.96:x3=W*0.96:y3=H*0.88"
+    ":sense=destination,vignette,drawbox=x=iw*0.1:y=ih*0.5:w=iw*0.2:h=ih*0.3:color=white@0.15:t=fill,"
+    "gblur=sigma=1,noise=alls=10:allf=t"
+)
+
+
+@pytest.mark.parametrize(
+    ("clip", "expected"), [("cockatoo.mp4", Verdict.MATCH), ("carphone_pristine.mp4", None)]
+)
+def test_filmed_screen_is_straightened_before_matching(
+    banked: Firebreak, clips: dict[str, Path], media_dir: Path, clip: str, expected: Verdict | None
+) -> None:
+    copy = media_dir / f"filmed-{clip}"
+    if not copy.exists():
+        ffmpeg("-i", clips[clip], "-vf", _FILMED_SCREEN, "-crf", "26", copy)
+
+    if expected is None:
+        assert banked.match_file(copy).verdict is Verdict.NO_MATCH
+        return
+    verdict, _, item_segment = _match_for(banked, copy, clip)
+    assert verdict is expected
+    assert _close(item_segment, (0.0, 14.0))
+
+
+def _textured(
+    rng: np.random.Generator, frames: int, height: int, width: int
+) -> npt.NDArray[np.uint8]:
+    """Frames of a smooth random picture drifting right by a pixel a frame."""
+    coarse = rng.integers(0, 255, (height // 6, (width + frames) // 6), dtype=np.uint8)
+    smooth = Image.fromarray(coarse).resize((width + frames, height), Image.Resampling.BICUBIC)
+    wide = np.asarray(smooth)
+    return np.stack([wide[:, t : t + width] for t in range(frames)])
+
+
+def test_layout_regions_hold_an_inset_and_a_filmed_screen_as_pictures_of_their_own() -> None:
+    rng = np.random.default_rng(7)
+    frames, height, width = 24, 120, 160
+    # A still inset over panning footage.
+    inset_frames = _textured(rng, frames, height, width)
+    inset_frames[:, 10:50, 90:150] = _textured(rng, 1, 40, 60)[0]
+    # A lit quadrilateral (a screen seen at an angle) on a dark surround.
+    screen = np.full((frames, height, width), 12, dtype=np.uint8)
+    rows, columns = np.mgrid[0:height, 0:width]
+    inside = (columns > 12 + 0.1 * rows) & (columns < 150 - 0.05 * rows)
+    inside &= (rows > 14 - 0.04 * columns) & (rows < 108 + 0.03 * columns)
+    picture = _textured(rng, frames, height, width)
+    screen[:, inside] = picture[:, inside]
+
+    found = detect_layout_regions(list(inset_frames))
+    quads = [r for r in detect_layout_regions(list(screen)) if isinstance(r, ScreenBox)]
+
+    expected = ContentBox(10 / height, 50 / height, 90 / width, 150 / width)
+    assert any(r.close_to(expected, tolerance=0.02) for r in found)
+    assert len(quads) == 1
+    sides = {
+        "left": lambda x, y: x - 12 - 0.1 * y,
+        "right": lambda x, y: x - 150 + 0.05 * y,
+        "top": lambda x, y: y - 14 + 0.04 * x,
+        "bottom": lambda x, y: y - 108 - 0.03 * x,
+    }
+    corner_sides = [("left", "top"), ("right", "top"), ("right", "bottom"), ("left", "bottom")]
+    for (x, y), on in zip(quads[0].corners, corner_sides, strict=True):
+        for side in on:
+            assert abs(sides[side](x * width, y * height)) < 2, (side, x * width, y * height)
+    assert quads[0].crop(screen[0]).shape == (64, 64)

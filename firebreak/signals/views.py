@@ -2,8 +2,11 @@
 
 Banks hold plain PDQ of whole frames (industry-compatible). A copy may be mirrored, or sit inside
 bars, padding or a blurred fill; so the query hashes, besides the whole frame, its mirror image and
-the content box found inside such borders (and that box's mirror). A view that matches nothing costs
-one index lookup; the temporal alignment downstream keeps coincidental view hits from adding up.
+the content box found inside such borders (and that box's mirror). A copy may also be one panel of
+a composed frame, a small inset over other footage, or a screen filmed at an angle: those regions
+are found per stretch of video (`detect_layout_regions`) and hashed as pictures of their own, a
+filmed screen after its perspective is undone. A view that matches nothing costs one index lookup;
+the temporal alignment downstream keeps coincidental view hits from adding up.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from firebreak.signals.base import FrameHash
+from firebreak.signals.geometry import Corners, find_insets, find_screen, unwarp
 from firebreak.signals.pdq import PDQ_SIZE, pdq_hash_luma64
 from firebreak.signals.thumb import thumb_vector
 
@@ -64,6 +68,23 @@ class ContentBox:
 
 
 @dataclass(frozen=True)
+class ScreenBox(ContentBox):
+    """A picture seen at an angle (a filmed screen): the box bounds it, `corners` (x, y fractions:
+    top-left, top-right, bottom-right, bottom-left) outline it, and `crop` straightens it."""
+
+    corners: Corners = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+
+    @classmethod
+    def around(cls, corners: Corners) -> ScreenBox:
+        xs = [min(max(x, 0.0), 1.0) for x, _ in corners]
+        ys = [min(max(y, 0.0), 1.0) for _, y in corners]
+        return cls(min(ys), max(ys), min(xs), max(xs), corners)
+
+    def crop(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        return unwarp(pixels, self.corners, PDQ_SIZE)
+
+
+@dataclass(frozen=True)
 class ViewHash:
     """A hash of one view of one query frame."""
 
@@ -103,14 +124,17 @@ def detect_content_box(frames: Sequence[npt.NDArray[np.uint8]]) -> ContentBox:
 
 
 def detect_layout_regions(frames: Sequence[npt.NDArray[np.uint8]]) -> list[ContentBox]:
-    """Panels of a composed frame: the cells between persistent straight seams.
+    """Regions of a composed or filmed frame that may each hold a whole picture: the panels
+    between persistent straight seams, an inset, and a screen filmed at an angle.
 
     Side-by-side and stacked "reaction" layouts and picture-in-picture insets put a straight edge
     at a fixed place in every frame, where two unrelated pictures meet. Inside one picture,
     neighbouring lines change together from frame to frame; across a seam they change
     independently. A seam is a line whose frame-to-frame changes decorrelate from its neighbour's
     while the lines around it stay correlated; the cells of the grid the seams draw are looked at
-    as pictures of their own.
+    as pictures of their own. An inset's sides need not change at all, nor span the frame: an inset
+    is a rectangle whose sides are edges in most frames (`find_insets`). A filmed screen is a lit
+    quadrilateral (`find_screen`).
     """
     if len(frames) < 3:
         return []
@@ -119,16 +143,29 @@ def detect_layout_regions(frames: Sequence[npt.NDArray[np.uint8]]) -> list[Conte
     height, width = luma.shape[1:]
     columns = _seams(luma, width)
     rows = _seams(luma.transpose(0, 2, 1), height)
-    if not columns and not rows:
-        return []
-    xs = [0, *columns, width]
-    ys = [0, *rows, height]
-    cells = []
-    for top, bottom in itertools.pairwise(ys):
-        for left, right in itertools.pairwise(xs):
-            if (bottom - top) >= 0.15 * height and (right - left) >= 0.15 * width:
-                cells.append(ContentBox(top / height, bottom / height, left / width, right / width))
-    return cells[:_MAX_LAYOUT_CELLS]
+    regions: list[ContentBox] = []
+    if columns or rows:
+        xs = [0, *columns, width]
+        ys = [0, *rows, height]
+        for top, bottom in itertools.pairwise(ys):
+            for left, right in itertools.pairwise(xs):
+                if (bottom - top) >= 0.15 * height and (right - left) >= 0.15 * width:
+                    box = ContentBox(top / height, bottom / height, left / width, right / width)
+                    regions.append(box)
+        regions = regions[:_MAX_LAYOUT_CELLS]
+    for inset in find_insets(luma):
+        # An inset's sides are placed along the inset itself, a seam's across the whole frame:
+        # the inset's box replaces a cell that is (nearly) the same.
+        box = ContentBox(*inset)
+        same = [i for i, cell in enumerate(regions) if box.close_to(cell)]
+        if same:
+            regions[same[0]] = box
+        else:
+            regions.append(box)
+    corners = find_screen(luma)
+    if corners is not None:
+        regions.append(ScreenBox.around(corners))
+    return regions
 
 
 def _seams(luma: npt.NDArray[np.float32], length: int) -> list[int]:
@@ -210,11 +247,15 @@ def _pdq_size_luma(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 
 def named_regions(box: ContentBox, panels: Sequence[ContentBox]) -> list[tuple[str, ContentBox]]:
-    """The regions a query frame is looked at in: the whole frame, its content box, its panels."""
+    """The regions a query frame is looked at in: the whole frame, its content box, its panels
+    (a filmed screen among them is named so)."""
     regions = [("frame", ContentBox())]
     if not box.is_whole_frame:
         regions.append(("box", box))
-    regions += [(f"panel{i}", panel) for i, panel in enumerate(panels)]
+    regions += [
+        (f"screen{i}" if isinstance(panel, ScreenBox) else f"panel{i}", panel)
+        for i, panel in enumerate(panels)
+    ]
     return regions
 
 
