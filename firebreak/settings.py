@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     live_layout_s: float = Field(
         default=5.0, description="Recent seconds in which borders and panels are looked for."
     )
+    live_layout_every_s: float = Field(
+        default=2.0, description="How often (stream seconds) panels, insets, screens are sought."
+    )
     live_recent_layout_s: float = Field(
         default=0.8, description="Recent seconds in which a content box that just changed shows."
     )

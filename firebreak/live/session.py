@@ -172,6 +172,8 @@ class LiveSession:
         self._evidence = FrameEvidence()
         self._sound: deque[tuple[float, npt.NDArray[np.float32]]] = deque()
         self._risk = RiskWatch(scorers, settings)
+        self._panels: list[ContentBox] = []
+        self._next_layout = 0.0
         self.alerts: list[LiveEvent] = []
         self.state: StreamState = "connecting"
 
@@ -319,7 +321,12 @@ class LiveSession:
         just changed (a letterboxed clip cut into the stream) shows there first."""
         pictures = [pixels for _, pixels in self._recent]
         box = detect_content_box(pictures)
-        regions = named_regions(box, detect_layout_regions(pictures))
+        # Panels, insets and screens take longer to find and change rarely: looked for again
+        # every `live_layout_every_s`, kept in between.
+        if self._now >= self._next_layout:
+            self._panels = detect_layout_regions(pictures)
+            self._next_layout = self._now + self._settings.live_layout_every_s
+        regions = named_regions(box, self._panels)
         since = self._now - self._settings.live_recent_layout_s
         recent = detect_content_box([pixels for t, pixels in self._recent if t >= since])
         if not recent.is_whole_frame and not recent.close_to(box):
