@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -362,3 +363,56 @@ def test_hls_stream_with_a_banked_clip_alerts(
 class _QuietFiles(SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
+
+
+def test_stream_that_stalls_mid_way_ends_the_session_with_a_reason(
+    live_fb: Firebreak, rtmp: RtmpServer, clips: dict[str, Path], media_dir: Path
+) -> None:
+    media = _spliced(clips["cockatoo.mp4"], media_dir / "live-plain.mp4")
+    url = rtmp.stream_url("stalls")
+    settings = Settings(
+        home=live_fb.settings.home,
+        live_reconnect_attempts=1,
+        live_backoff_s=0.1,
+        live_read_timeout_s=2.0,
+        live_open_timeout_s=2.0,
+    )
+    events: list[LiveEvent] = []
+    live = threading.Event()
+
+    def emit(event: LiveEvent) -> None:
+        events.append(event)
+        if event.state == "live":
+            live.set()
+
+    session = LiveSession(url, live_fb, settings, emit)
+    watcher = threading.Thread(target=session.run, daemon=True)
+    watcher.start()
+    publisher = subprocess.Popen(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-i",
+            str(media),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            url,
+        ],
+    )
+    try:
+        assert live.wait(20)
+        publisher.send_signal(signal.SIGSTOP)  # the publisher hangs: the connection stays open
+        watcher.join(timeout=30)
+    finally:
+        publisher.kill()
+        publisher.wait()
+
+    assert not watcher.is_alive()
+    states = [e.state for e in events if e.event == "state"]
+    assert states[:2] == ["connecting", "live"] and "reconnecting" in states
+    assert states[-1] in ("ended", "failed") and events[-1].detail != "stopped"
