@@ -29,8 +29,6 @@ from firebreak.bench.clips import fetch_real_clips
 from firebreak.bench.demo import DEMO_BANK, DemoRow, bank_demo_clips, build_demo_cases
 from firebreak.classify.base import Scorer
 from firebreak.classify.head import DetectorHead, ScorerSpec
-from firebreak.classify.impulse import ImpulseScorer
-from firebreak.classify.ocr import OcrScorer, load_watch_list
 from firebreak.classify.onnx_model import OnnxImageScorer
 from firebreak.classify.scorers import build_scorers, head_scorer
 from firebreak.classify.training import evaluate_head, train_head
@@ -309,13 +307,9 @@ def live_scorers(
     impulse: bool, models: list[Path], watch_list: Path | None, head: Path | None
 ) -> list[Scorer]:
     """The scorers the options name; a head brings the scorers it was trained on."""
+    named = ScorerSpec(impulse, False, None, str(watch_list) if watch_list else None)
     scorers: list[Scorer] = [head_scorer(head)] if head else []
-    if impulse:
-        scorers.append(ImpulseScorer())
-    scorers += [OnnxImageScorer(path) for path in models]
-    if watch_list:
-        scorers.append(OcrScorer(load_watch_list(watch_list)))
-    return scorers
+    return scorers + build_scorers(named) + [OnnxImageScorer(path) for path in models]
 
 
 @app.command("train")

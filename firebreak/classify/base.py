@@ -64,6 +64,12 @@ class Scorer(Protocol):
     def score(self, window: ScoringWindow) -> RiskScore: ...
 
 
+def smooth_risk(previous: float | None, risk: float, alpha: float) -> float:
+    """The moving average of a scorer's risk after one more reading (`previous` None before the
+    first): live sessions escalate on it, and evaluation replays it."""
+    return risk if previous is None else alpha * risk + (1 - alpha) * previous
+
+
 class WindowBuffer:
     """The recent colour frames and sound of a stream, cut into scoring windows on demand."""
 

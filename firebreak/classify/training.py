@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from firebreak.classify.base import Scorer, WindowBuffer
+from firebreak.classify.base import Scorer, WindowBuffer, smooth_risk
 from firebreak.classify.head import DetectorHead, ScorerSpec, fit_logistic_head, window_features
 from firebreak.errors import FirebreakError
 from firebreak.media.stream import StreamColour, StreamSound, read_stream
@@ -239,9 +239,9 @@ def _first_alert(
     probabilities: npt.NDArray[np.float64], ends: Sequence[float], alpha: float, level: float
 ) -> float | None:
     """When the smoothed probability first reaches the alert level, as a live session smooths."""
-    smoothed = 0.0
-    for i, (p, end) in enumerate(zip(probabilities, ends, strict=True)):
-        smoothed = float(p) if i == 0 else alpha * float(p) + (1 - alpha) * smoothed
+    smoothed: float | None = None
+    for p, end in zip(probabilities, ends, strict=True):
+        smoothed = smooth_risk(smoothed, float(p), alpha)
         if smoothed >= level:
             return end
     return None

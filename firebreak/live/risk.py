@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from firebreak.classify.base import RiskScore, Scorer, WindowBuffer
+from firebreak.classify.base import RiskScore, Scorer, WindowBuffer, smooth_risk
 from firebreak.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,7 @@ class ScorerFault:
 
 @dataclass
 class _History:
-    smoothed: float = 0.0
-    readings: int = 0
+    smoothed: float | None = None
     faults_in_a_row: int = 0
     raised: set[Level] = field(default_factory=set)
 
@@ -62,7 +61,6 @@ class RiskWatch:
         self._buffer = WindowBuffer(settings.live_scorer_window_s)
         self._history = {scorer.name: _History() for scorer in self._scorers}
         self._next = settings.live_scorer_step_s
-        self.smoothed: dict[str, float] = {}
 
     def __bool__(self) -> bool:
         return bool(self._scorers)
@@ -95,19 +93,15 @@ class RiskWatch:
                 continue
             history.faults_in_a_row = 0
             risk = min(1.0, max(0.0, reading.risk))
-            alpha = s.live_risk_smoothing
-            history.smoothed = (
-                risk if history.readings == 0 else alpha * risk + (1 - alpha) * history.smoothed
-            )
-            history.readings += 1
-            self.smoothed[scorer.name] = history.smoothed
+            smoothed = smooth_risk(history.smoothed, risk, s.live_risk_smoothing)
+            history.smoothed = smoothed
             for level in _LEVELS:
                 threshold = s.live_escalation.get(level)
                 if threshold is None or level in history.raised:
                     continue
-                if history.smoothed >= threshold:
+                if smoothed >= threshold:
                     history.raised.add(level)
-                    out.append(Escalation(scorer.name, level, history.smoothed, reading))
+                    out.append(Escalation(scorer.name, level, smoothed, reading))
         return out
 
 
