@@ -34,11 +34,13 @@ from firebreak.classify.scorers import build_scorers, head_scorer
 from firebreak.classify.training import evaluate_head, train_head
 from firebreak.errors import FirebreakError
 from firebreak.exchange import ListFormat, guess_format
+from firebreak.exchange.evidence import verify_evidence_package
+from firebreak.incidents import IncidentDesk
 from firebreak.live.session import LiveEvent, LiveSession, incident_name
 from firebreak.service import Firebreak, MatchResult
 from firebreak.settings import Settings, get_settings
 from firebreak.signals.registry import SIGNAL_TYPES
-from firebreak.store import BANK_KINDS
+from firebreak.store import BANK_KINDS, INCIDENT_STATUSES
 
 if TYPE_CHECKING:  # the benchmark's modules need the dev extras; imported when `bench` runs
     from firebreak.bench.report import BenchRun
@@ -52,6 +54,10 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against the ancho
 app.add_typer(bench_app, name="bench")
 live_app = typer.Typer(no_args_is_help=True, help="Live streams: watch, alert, act.")
 app.add_typer(live_app, name="live")
+incident_app = typer.Typer(
+    no_args_is_help=True, help="Live incidents: review queue, decisions, evidence packages."
+)
+app.add_typer(incident_app, name="incident")
 
 # Tables keep their columns in logs and pipes, where Rich would otherwise assume 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -277,30 +283,36 @@ def live_watch(
             raise fail("--incident-bank needs the stream recorded (drop --no-record)")
         name = incident_name(source)
         recording = fb.settings.home / "recordings" / f"{name}.ts" if record else None
-        actions = live_alert_actions(fb.settings)
+        desk = IncidentDesk(fb)
         session = LiveSession(
             source,
             fb,
             fb.settings,
-            emit,
+            lambda event: None,
             realtime=realtime,
-            actions=actions,
+            actions=live_alert_actions(fb.settings, incident=name),
             record_to=recording,
             scorers=scorers,
         )
         if incident_bank:
-            snapshot = fb.settings.home / "recordings" / f"{name}-incident.ts"
             session.ignore_item(incident_bank, name)  # the stream will match its own recording
 
-            def bank_incident(_: LiveEvent) -> None:
-                if session.recording_so_far(snapshot) is not None:
-                    fb.bank_incident(incident_bank, snapshot, name)
+        def on_event(event: LiveEvent) -> None:
+            if event.event == "alert":
+                # Every alert is evidence: the incident opens in the review queue with it.
+                desk.record_alert(name, event, recording, session.latest_picture())
+                if incident_bank and event.level == "alert":  # the rule: confirm at once
+                    desk.confirm(
+                        name, incident_bank, "rule:incident-bank", "alert on a live stream"
+                    )
+            emit(event)
 
-            session.add_action("incident", bank_incident)
+        session.set_emit(on_event)
         with suppress(KeyboardInterrupt):
             session.run()
-        if incident_bank and session.alerts and session.recording_so_far(snapshot):
-            fb.bank_incident(incident_bank, snapshot, name)  # the whole stream, now it has ended
+        if incident_bank and any(a.level == "alert" for a in session.alerts):
+            # The whole stream, now it has ended.
+            desk.confirm(name, incident_bank, "rule:incident-bank", "the stream ended")
 
 
 def live_scorers(
@@ -310,6 +322,132 @@ def live_scorers(
     named = ScorerSpec(impulse, False, None, str(watch_list) if watch_list else None)
     scorers: list[Scorer] = [head_scorer(head)] if head else []
     return scorers + build_scorers(named) + [OnnxImageScorer(path) for path in models]
+
+
+Actor = Annotated[str | None, typer.Option("--by", help="Who decides (default: FIREBREAK_ACTOR).")]
+Note = Annotated[str, typer.Option(help="Why; kept in the audit log.")]
+
+
+@incident_app.command("list")
+def incident_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per incident.")] = False,
+    every: Annotated[bool, typer.Option("--all", help="Decided incidents too.")] = False,
+) -> None:
+    """The review queue: incidents waiting for a decision, highest risk first."""
+    with opened() as fb:
+        statuses = INCIDENT_STATUSES if every else ("open", "escalated")
+        incidents = fb.store.incidents.queue(statuses)
+    if as_json:
+        for incident in incidents:
+            print(json.dumps(incident.to_json()), flush=True)
+        return
+    table = Table("incident", "status", "level", "source", "score", "alerts", "stream")
+    for i in incidents:
+        table.add_row(
+            i.name, i.status, i.level, i.source, f"{i.max_score:.2f}", str(len(i.alerts)), i.stream
+        )
+    out.print(table)
+
+
+@incident_app.command("report")
+def incident_report(
+    name: str,
+    stream: Annotated[str, typer.Option(help="The stream reported.")],
+    recording: Annotated[
+        Path | None,
+        typer.Option(help="Its recording (default: FIREBREAK_HOME/recordings/NAME.ts if any)."),
+    ] = None,
+    by: Actor = None,
+    note: Note = "",
+) -> None:
+    """Open an incident from a report (a viewer's flag, a moderator who saw it)."""
+    with opened() as fb:
+        default = fb.settings.home / "recordings" / f"{name}.ts"
+        recording = recording or (default if default.exists() else None)
+        IncidentDesk(fb).report(name, stream, recording, by or fb.settings.actor, note)
+    out.print(f"opened {name}")
+
+
+@incident_app.command("show")
+def incident_show(name: str) -> None:
+    """An incident as JSON: its alerts (times, scores, signals, actions, frames) and decision."""
+    with opened() as fb:
+        print(json.dumps(fb.store.incidents.get(name).to_json(), indent=2))
+
+
+@incident_app.command("confirm")
+def incident_confirm(
+    name: str,
+    bank: Annotated[
+        str, typer.Option(help="The block bank its recording goes into.")
+    ] = "incidents",
+    by: Actor = None,
+    note: Note = "",
+) -> None:
+    """Confirm an incident: its recording so far is hashed and banked, so every later upload or
+    re-stream of it is blocked. Run again while the stream goes on to bank more of it."""
+    with opened() as fb:
+        incident = IncidentDesk(fb).confirm(name, bank, by or fb.settings.actor, note)
+    out.print(f"confirmed {name}: banked as {incident.banked_bank}/{incident.banked_item}")
+
+
+@incident_app.command("reject")
+def incident_reject(name: str, by: Actor = None, note: Note = "") -> None:
+    """Reject an incident as a false alarm."""
+    with opened() as fb:
+        IncidentDesk(fb).reject(name, by or fb.settings.actor, note)
+    out.print(f"rejected {name}")
+
+
+@incident_app.command("escalate")
+def incident_escalate(name: str, by: Actor = None, note: Note = "") -> None:
+    """Escalate an incident to a senior reviewer; it stays in the queue."""
+    with opened() as fb:
+        IncidentDesk(fb).escalate(name, by or fb.settings.actor, note)
+    out.print(f"escalated {name}")
+
+
+@incident_app.command("export")
+def incident_export(
+    name: str,
+    dest: Annotated[Path, typer.Option("--out", help="The package to write (.zip).")],
+    by: Actor = None,
+) -> None:
+    """Write a signed evidence package: the incident's record and decision, its recording so far,
+    its frame grabs and banked hashes, each file's SHA-256 and MD5, signed with Ed25519."""
+    with opened() as fb:
+        summary = IncidentDesk(fb).export(name, dest, by or fb.settings.actor)
+    out.print(
+        f"wrote {summary.path} ({summary.files} files, {summary.bytes} bytes), "
+        f"signed by {summary.signer_fingerprint}"
+    )
+
+
+@incident_app.command("verify")
+def incident_verify(
+    package: Path,
+    fingerprint: Annotated[
+        str | None, typer.Option(help="The signer's key fingerprint you trust.")
+    ] = None,
+) -> None:
+    """Check an evidence package: its signature and every file's hash. Exit 1 if it fails."""
+    report = verify_evidence_package(package, fingerprint)
+    if not report.ok:
+        for problem in report.problems:
+            err.print(f"firebreak: {package}: {problem}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    out.print(f"{package}: valid, signed by {report.signer_fingerprint}")
+
+
+@app.command("audit")
+def audit(
+    subject: Annotated[str | None, typer.Option(help="e.g. incident:NAME")] = None,
+    limit: int = 100,
+) -> None:
+    """The audit log, newest first, one JSON line an entry."""
+    with opened() as fb:
+        for entry in fb.store.audit.entries(subject, limit):
+            print(json.dumps(entry.to_json()), flush=True)
 
 
 @app.command("train")

@@ -69,3 +69,18 @@ class ActionFailed(FirebreakError):
         super().__init__(f"{target}: {reason}")
         self.target = target
         self.reason = reason
+
+
+class IncidentNotFound(FirebreakError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"incident not found: {name}")
+        self.name = name
+
+
+class DecisionRefused(FirebreakError):
+    """A review decision that the item's state does not allow (e.g. confirming a rejected one)."""
+
+    def __init__(self, subject: str, reason: str) -> None:
+        super().__init__(f"{subject}: {reason}")
+        self.subject = subject
+        self.reason = reason

@@ -165,7 +165,7 @@ class Firebreak:
     # Banks
 
     def create_bank(self, name: str, kind: str = "block") -> Bank:
-        return self.store.create_bank(name, kind)
+        return self.store.create_bank(name, kind, self.settings.actor)
 
     def list_banks(self) -> list[Bank]:
         return self.store.list_banks()
@@ -180,24 +180,25 @@ class Firebreak:
         self._apply(outcome.change)
         return outcome
 
-    def bank_incident(self, bank: str, recording: Path, name: str) -> AddOutcome:
+    def bank_incident(
+        self, bank: str, recording: Path, name: str, actor: str | None = None
+    ) -> AddOutcome:
         """Bank a confirmed incident's recording (so far) so that every later copy is blocked.
 
         The incident bank is made (a block bank) if there is none; an earlier recording of the
         same incident is replaced by this longer one."""
+        actor = actor or self.settings.actor
         signals = self.hash_for_bank(recording)  # hash before touching the bank
         if bank not in {b.name for b in self.store.list_banks()}:
-            self.store.create_bank(bank, "block")
+            self.store.create_bank(bank, "block", actor)
         if any(item.name == name for item in self.store.items(bank)):
-            self._apply(self.store.remove_item(bank, name))
-        outcome = self.store.add_item(
-            bank, _new_item(name, recording, signals), self.settings.actor
-        )
+            self._apply(self.store.remove_item(bank, name, actor))
+        outcome = self.store.add_item(bank, _new_item(name, recording, signals), actor)
         self._apply(outcome.change)
         return outcome
 
     def remove_item(self, bank: str, item: str) -> None:
-        self._apply(self.store.remove_item(bank, item))
+        self._apply(self.store.remove_item(bank, item, self.settings.actor))
 
     # Hashing
 

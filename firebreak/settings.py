@@ -128,6 +128,27 @@ class Settings(BaseSettings):
         default=None, description="Where alerts are POSTed, signed with `webhook_secret`."
     )
     webhook_secret: SecretStr | None = None
+    live_policy: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "review": ["delay", "notify"],
+            "alert": ["cut", "webhook", "notify"],
+        },
+        description="The actions each escalation level sets off, in order: cut, delay, webhook, "
+        "notify (those not configured are skipped). A banked-content match is an alert.",
+    )
+    live_delay_webhook_url: str | None = Field(
+        default=None,
+        description="Where a request to put a stream on a broadcast delay is POSTed (signed).",
+    )
+    live_delay_s: float = Field(default=30.0, description="The broadcast delay asked for.")
+    review_webhook_url: str | None = Field(
+        default=None, description="Where reviewers are told of a new incident (signed POST)."
+    )
+    evidence_key: Path | None = Field(
+        default=None,
+        description="Ed25519 key (PEM) that signs evidence packages; made under `home/keys` "
+        "when unset.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from pydantic import SecretStr
 
 from firebreak.actions.cut import NginxRtmpCutter, rtmp_app_and_name
+from firebreak.actions.live import live_alert_actions
 from firebreak.actions.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -17,6 +19,8 @@ from firebreak.actions.webhook import (
     sign_body,
 )
 from firebreak.errors import ActionFailed
+from firebreak.live.session import LiveEvent
+from firebreak.settings import Settings
 
 
 class Receiver:
@@ -91,3 +95,32 @@ def test_cutting_through_an_unreachable_control_endpoint_fails_clearly() -> None
 
     with pytest.raises(ActionFailed, match="nginx-rtmp control failed"):
         cutter.cut("rtmp://127.0.0.1/live/x", "test")
+
+
+def test_live_actions_ask_for_a_delay_and_tell_reviewers_signed(receiver: Receiver) -> None:
+    settings = Settings(
+        live_delay_webhook_url=receiver.url + "/delay",
+        review_webhook_url=receiver.url + "/review",
+        live_delay_s=45.0,
+        webhook_secret=SecretStr("s3cret"),
+    )
+    event = LiveEvent("alert", "rtmp://h/live/s", 31.5, 0.0, "impulse", score=0.62, level="review")
+
+    actions = live_alert_actions(settings, incident="s-20261130T050000Z")
+    actions["delay"](event)
+    actions["notify"](event)
+
+    assert sorted(actions) == ["delay", "notify"]  # no cutter or alert webhook configured
+    (delay_headers, delay), (_, notice) = receiver.requests
+    assert json.loads(delay) == {
+        "action": "delay",
+        "stream": "rtmp://h/live/s",
+        "delay_s": 45.0,
+        "reason": "impulse risk 0.62 (review)",
+        "incident": "s-20261130T050000Z",
+    }
+    assert delay_headers[SIGNATURE_HEADER] == sign_body(
+        "s3cret", delay_headers[TIMESTAMP_HEADER], delay
+    )
+    assert json.loads(notice)["action"] == "review"
+    assert json.loads(notice)["incident"] == "s-20261130T050000Z"

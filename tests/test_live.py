@@ -24,6 +24,7 @@ import pytest
 
 from firebreak.actions.cut import NginxRtmpCutter
 from firebreak.bench.rtmp_server import RtmpServer, running_rtmp_server
+from firebreak.incidents import IncidentDesk
 from firebreak.live.session import LiveEvent, LiveSession, LockedMatcher
 from firebreak.match import Verdict
 from firebreak.service import Firebreak
@@ -240,15 +241,21 @@ def test_confirmed_incident_blocks_a_later_upload_of_the_recording(
     watched = _watch_while_publishing(live_fb, url, media, {"record_to": recording})
     assert watched.alerts == []
 
-    # A reviewer confirms: the recording is banked into the incident bank.
-    live_fb.bank_incident("incidents", recording, "incident-1")
+    # A viewer reports it; a reviewer confirms: the recording is banked into the incident bank.
+    desk = IncidentDesk(live_fb)
+    desk.report("incident-1", url, recording, "viewer-report", "looks like an attack")
+    confirmed = desk.confirm("incident-1", "incidents", "moderator-1")
     upload = tmp_path / "upload.mp4"
     ffmpeg("-i", recording, "-vf", "scale=480:-2,hflip", "-crf", "30", upload)
     result = live_fb.match_file(upload)
 
+    assert confirmed.status == "confirmed"
+    assert (confirmed.banked_bank, confirmed.banked_item) == ("incidents", "incident-1")
     assert result.verdict is Verdict.MATCH
     assert result.matches[0].item.bank == "incidents"
     assert result.matches[0].item.name == "incident-1"
+    actions = [e.action for e in live_fb.store.audit.entries("incident:incident-1")]
+    assert actions == ["incident.confirm", "incident.open"]
 
 
 def test_watch_prints_one_json_line_per_event(
@@ -287,12 +294,19 @@ def test_watch_prints_one_json_line_per_event(
     assert {"stream", "stream_time", "wall_time", "source", "bank", "score"} <= alert.keys()
     assert alert["source"] == "match" and alert["stream"] == str(media)
     assert alert["stream_time"] >= LEAD_IN_S - 0.1
-    assert alert["actions"] == {"incident": "done"}
+    assert alert["actions"] == {}  # nothing to cut or tell in these settings
     fb = Firebreak(Settings(home=home))
     try:
-        assert next(i.name for i in fb.store.items("incidents")).startswith("live-plain")
+        banked = next(i.name for i in fb.store.items("incidents"))
+        incident = fb.store.incidents.get(banked)
     finally:
         fb.close()
+    # The alert opened an incident with its frame grab; the rule confirmed and banked it.
+    assert banked.startswith("live-plain")
+    assert incident.status == "confirmed" and incident.decided_by == "rule:incident-bank"
+    assert incident.banked_bank == "incidents" and incident.item == "cockatoo.mp4"
+    assert incident.alerts[0].frame is not None
+    assert (home / "incidents" / banked / incident.alerts[0].frame).is_file()
 
 
 def test_session_that_cannot_connect_reports_failure_and_ends(live_fb: Firebreak) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,9 +119,7 @@ def test_failing_scorer_is_reported_then_left_out() -> None:
     assert len(outcomes) == 3  # reported each time until it was left out
 
 
-def test_stream_showing_the_models_class_is_alerted_on_when_it_appears(
-    redness_model: Path, media_dir: Path, tmp_path: Path
-) -> None:
+def _grey_then_red(media_dir: Path) -> Path:
     media = media_dir / "grey-then-red.mp4"
     if not media.exists():
         ffmpeg(
@@ -131,6 +130,50 @@ def test_stream_showing_the_models_class_is_alerted_on_when_it_appears(
             "[a][b]concat=n=2:v=1[v]",
             *("-map", "[v]", "-c:v", "libx264", "-preset", "veryfast", media),
         )
+    return media
+
+
+def test_escalation_policy_runs_each_levels_actions_in_order(
+    redness_model: Path, media_dir: Path, tmp_path: Path
+) -> None:
+    settings = Settings(
+        home=tmp_path / "home",
+        live_policy={"review": ["delay", "notify"], "alert": ["cut", "notify", "absent"]},
+    )
+    fb = Firebreak(settings)
+    done: list[tuple[str, str]] = []
+
+    def act(name: str) -> Callable[[LiveEvent], None]:
+        return lambda event: done.append((event.level, name))
+
+    session = LiveSession(
+        str(_grey_then_red(media_dir)),
+        fb,
+        settings,
+        lambda event: None,
+        realtime=False,
+        scorers=[OnnxImageScorer(redness_model)],
+        actions={name: act(name) for name in ("cut", "delay", "notify")},
+    )
+    session.run()
+    fb.close()
+
+    assert done == [
+        ("review", "delay"),
+        ("review", "notify"),
+        ("alert", "cut"),
+        ("alert", "notify"),
+    ]
+    assert [a.actions for a in session.alerts] == [
+        {"delay": "done", "notify": "done"},
+        {"cut": "done", "notify": "done"},
+    ]
+
+
+def test_stream_showing_the_models_class_is_alerted_on_when_it_appears(
+    redness_model: Path, media_dir: Path, tmp_path: Path
+) -> None:
+    media = _grey_then_red(media_dir)
     fb = Firebreak(Settings(home=tmp_path / "home"))
     events: list[LiveEvent] = []
     session = LiveSession(

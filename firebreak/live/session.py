@@ -176,6 +176,8 @@ class LiveSession:
         self._next_layout = 0.0
         self.alerts: list[LiveEvent] = []
         self.state: StreamState = "connecting"
+        self._last_picture: npt.NDArray[np.uint8] | None = None
+        self._last_colour: npt.NDArray[np.uint8] | None = None
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Read, hash and match until the stream ends; reconnects after a drop, with back-off."""
@@ -220,6 +222,10 @@ class LiveSession:
             stop.wait(self._settings.live_backoff_s * 2 ** (attempts - 1))
         self._set_state("ended", "stopped")
 
+    def set_emit(self, emit: Callable[[LiveEvent], None]) -> None:
+        """Report events to `emit` from now on (a caller that needs the session to report)."""
+        self._emit = emit
+
     def add_action(self, name: str, action: AlertAction) -> None:
         """Run `action` on every alert from now on, after the actions given at the start."""
         self._actions[name] = action
@@ -231,15 +237,12 @@ class LiveSession:
     def recording_so_far(self, dest: Path) -> Path | None:
         """A copy of the stream recorded so far (whole MPEG-TS packets, so a playable file), for
         banking an incident while the stream goes on; None when nothing is recorded."""
-        if self.recording is None or not self.recording.exists():
-            return None
-        size = self.recording.stat().st_size // _TS_PACKET * _TS_PACKET
-        if size == 0:
-            return None
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with self.recording.open("rb") as source, dest.open("wb") as copy:
-            shutil.copyfileobj(_Prefix(source, size), copy)
-        return dest
+        return None if self.recording is None else copy_recording_so_far(self.recording, dest)
+
+    def latest_picture(self) -> npt.NDArray[np.uint8] | None:
+        """The newest frame seen: in colour when scorers asked for colour, else the grey frame
+        that was hashed. An alert's frame grab."""
+        return self._last_colour if self._last_colour is not None else self._last_picture
 
     def _take(self, part: StreamPicture | StreamSound | StreamColour) -> None:
         t = self._time_base + part.stream_time
@@ -249,8 +252,10 @@ class LiveSession:
                 self._risk.add_sound(t, part.samples)
             return
         if isinstance(part, StreamColour):
+            self._last_colour = part.pixels
             self._risk.add_frame(t, part.pixels)
             return
+        self._last_picture = part.pixels
         self._now = max(self._now, t)
         self._pending.append((t, part.pixels))
         self._recent.append((t, part.pixels))
@@ -288,8 +293,7 @@ class LiveSession:
                 level=outcome.level,
                 signals={outcome.scorer: dict(evidence_of(outcome))},
             )
-            # Only an alert-level escalation is acted on; review-level goes to people.
-            self._raise(event, act=outcome.level == "alert")
+            self._raise(event)
 
     def _step(self) -> None:
         """Look up the frames that arrived since the last step, then match the recent window."""
@@ -357,12 +361,17 @@ class LiveSession:
             match.score,
             signals=match.signals,
         )
-        self._raise(event, act=True)
+        self._raise(event)
 
-    def _raise(self, event: LiveEvent, act: bool) -> None:
-        # Act first (cutting a stream is the point), then report what was done.
+    def _raise(self, event: LiveEvent) -> None:
+        # Act first (cutting a stream is the point), then report what was done. The policy
+        # names the actions of each level, in order; those not configured are skipped.
+        named = self._settings.live_policy.get(event.level, [])
         done: dict[str, str] = {}
-        for name, action in self._actions.items() if act else ():
+        for name in named:
+            action = self._actions.get(name)
+            if action is None:
+                continue
             try:
                 action(event)
                 done[name] = "done"
@@ -391,6 +400,20 @@ class _Prefix:
         data = self._file.read(n)
         self._left -= len(data)
         return data
+
+
+def copy_recording_so_far(recording: Path, dest: Path) -> Path | None:
+    """Copy the whole MPEG-TS packets of a recording that may still be growing (another process
+    may be writing it) to `dest`: a playable file. None when nothing is recorded yet."""
+    if not recording.exists():
+        return None
+    size = recording.stat().st_size // _TS_PACKET * _TS_PACKET
+    if size == 0:
+        return None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with recording.open("rb") as source, dest.open("wb") as copy:
+        shutil.copyfileobj(_Prefix(source, size), copy)
+    return dest
 
 
 def incident_name(source: str, when: float | None = None) -> str:

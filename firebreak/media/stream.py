@@ -8,10 +8,17 @@ and per read (a stalled source times out); how long to watch is the caller's cho
 
 from __future__ import annotations
 
+import functools
+import re
+import shutil
+import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlparse
 
 import av
@@ -24,6 +31,11 @@ from firebreak.media.probe import check_pixel_count
 from firebreak.settings import Settings
 
 _NETWORK_SCHEMES = frozenset({"rtmp", "rtmps", "srt", "http", "https", "udp", "rtp", "rtsp", "tcp"})
+# Start within a second: probe little, buffer nothing.
+_NETWORK_PROBE = {"analyzeduration": "1000000", "probesize": "500000"}
+_LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-fA-F]+\] ")
+_STDERR_LINES = 20  # the last lines of an SRT reader's stderr kept, to say why it stopped
+_STDERR_LINE_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -76,31 +88,45 @@ def read_stream(
     Returns when the stream ends; raises
     StreamFailed when it cannot be opened, stalls past the read timeout, or sends frames that
     break a limit or fail to decode many times in a row.
+
+    An SRT stream is read by a child `ffmpeg` (PyAV's FFmpeg has no libsrt) that connects as the
+    caller and relays the stream as MPEG-TS through a pipe; the child ends with the generator.
     """
-    container = _open(source, settings)
-    with container:
-        if not container.streams.video:
-            raise StreamFailed(source, "no video stream")
-        video = container.streams.video[0]
-        # One thread per stream: decoding threads would add frames of latency, and many
-        # streams already share the cores.
-        video.thread_type = "SLICE"
-        video.thread_count = 1
-        video.codec_context.options = {"skip_loop_filter": "all", "skip_frame": "noref"}
-        streams: list[av.stream.Stream] = [video]
-        if container.streams.audio:
-            streams.append(container.streams.audio[0])
-        recorder = _Recorder(record_to, streams) if record_to is not None else None
-        try:
-            # A network stream arrives at its own pace; only a local file is paced here.
-            paced = realtime and not is_network_source(source)
-            packets = _demux(container, streams, source, recorder)
-            yield from _decode_packets(
-                source, settings, packets, (fps, size), (colour_fps, colour_size), paced
-            )
-        finally:
-            if recorder is not None:
-                recorder.close()
+    feed = _SrtFeed(source, settings) if _is_srt(source) else None
+    try:
+        container = _open(source, settings, feed)
+        with container:
+            if not container.streams.video:
+                raise StreamFailed(source, "no video stream")
+            video = container.streams.video[0]
+            # One thread per stream: decoding threads would add frames of latency, and many
+            # streams already share the cores.
+            video.thread_type = "SLICE"
+            video.thread_count = 1
+            video.codec_context.options = {"skip_loop_filter": "all", "skip_frame": "noref"}
+            streams: list[av.stream.Stream] = [video]
+            if container.streams.audio:
+                streams.append(container.streams.audio[0])
+            recorder = _Recorder(record_to, streams) if record_to is not None else None
+            try:
+                # A network stream arrives at its own pace; only a local file is paced here.
+                paced = realtime and not is_network_source(source)
+                packets = _demux(container, streams, source, recorder)
+                yield from _decode_packets(
+                    source, settings, packets, (fps, size), (colour_fps, colour_size), paced
+                )
+            finally:
+                if recorder is not None:
+                    recorder.close()
+        if feed is not None:
+            # The relay's output ended: a closed connection is how an SRT stream ends; anything
+            # else (a timeout, an error) is a failure.
+            reason = feed.why_ended()
+            if reason is not None:
+                raise StreamFailed(source, reason)
+    finally:
+        if feed is not None:
+            feed.close()
 
 
 def _decode_packets(
@@ -191,14 +217,21 @@ class _Recorder:
             self._file.close()
 
 
-def _open(source: str, settings: Settings) -> av.container.InputContainer:
+def _open(source: str, settings: Settings, feed: _SrtFeed | None) -> av.container.InputContainer:
+    if feed is not None:
+        try:
+            return av.open(feed.output, mode="r", format="mpegts", options=dict(_NETWORK_PROBE))
+        except (av.error.FFmpegError, OSError) as exc:
+            reason = f"cannot open ({exc})"
+            if feed.exited(within_s=2.0):  # what it read ended: the child says why
+                reason = feed.why_ended() or "the connection closed before any media arrived"
+            raise StreamFailed(source, reason) from None
     network = is_network_source(source)
     if not network and not Path(source).is_file():
         raise StreamFailed(source, "no such file")
     options = {}
     if network:
-        # Start within a second: probe little, buffer nothing.
-        options = {"analyzeduration": "1000000", "probesize": "500000"}
+        options = dict(_NETWORK_PROBE)
         if source.lower().startswith("rtmp"):
             options["rtmp_live"] = "live"
     try:
@@ -210,6 +243,154 @@ def _open(source: str, settings: Settings) -> av.container.InputContainer:
         )
     except (av.error.FFmpegError, OSError) as exc:
         raise StreamFailed(source, f"cannot open ({exc})") from None
+
+
+def _is_srt(source: str) -> bool:
+    return urlparse(source).scheme.lower() == "srt"
+
+
+class _SrtFeed:
+    """A child `ffmpeg` that reads an SRT stream as the caller and relays it, packets copied as
+    they are, as MPEG-TS on its stdout; the last lines of its stderr say why it stopped.
+
+    SRT's own timeouts end the child: `live_open_timeout_s` to connect (or, for a URL that asks
+    to listen, to be called), `live_read_timeout_s` without data once connected. Options in the
+    URL's query take precedence over these.
+    """
+
+    def __init__(self, source: str, settings: Settings) -> None:
+        self._source = source
+        self._settings = settings
+        program = _srt_ffmpeg(source)
+        open_us = round(settings.live_open_timeout_s * 1e6)
+        read_us = round(settings.live_read_timeout_s * 1e6)
+        command = [
+            program,
+            *("-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"),
+            *("-analyzeduration", _NETWORK_PROBE["analyzeduration"]),
+            *("-probesize", _NETWORK_PROBE["probesize"]),
+            *("-connect_timeout", str(open_us // 1000), "-listen_timeout", str(open_us)),
+            *("-timeout", str(read_us)),
+            *("-i", source),
+            *("-map", "0:v:0?", "-map", "0:a:0?", "-c", "copy"),
+            *("-f", "mpegts", "-flush_packets", "1", "pipe:1"),
+        ]
+        # Unbuffered: a read returns what the pipe holds, never waits for a full buffer.
+        try:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                bufsize=0,
+            )
+        except OSError as exc:
+            raise StreamFailed(source, f"cannot start {program} ({exc})") from None
+        assert self._process.stdout is not None and self._process.stderr is not None
+        self.output: IO[bytes] = self._process.stdout
+        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
+        self._stderr_lock = threading.Lock()
+        self._stderr_reader = threading.Thread(
+            target=self._keep_stderr, args=(self._process.stderr,), daemon=True
+        )
+        self._stderr_reader.start()
+
+    def exited(self, within_s: float) -> bool:
+        """Whether the child has exited, or does within `within_s` seconds."""
+        try:
+            self._process.wait(timeout=within_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def why_ended(self) -> str | None:
+        """Why the child's output ended, once it has exited: None when the peer closed the
+        connection (how an SRT stream ends), else a one-line reason."""
+        try:
+            code = self._process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            return "the SRT reader stopped sending but did not exit"
+        self._stderr_reader.join(timeout=1.0)
+        with self._stderr_lock:
+            lines = list(self._stderr)
+        return _srt_failure(lines, code, self._source, self._settings)
+
+    def close(self) -> None:
+        """Ends the child (politely first, so that it closes the connection) and reaps it."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self.output.close()
+        self._stderr_reader.join(timeout=1.0)
+
+    def _keep_stderr(self, stream: IO[bytes]) -> None:
+        with stream:
+            while line := stream.readline(_STDERR_LINE_CHARS):
+                text = line.decode("utf-8", "replace").strip()
+                if text:
+                    with self._stderr_lock:
+                        self._stderr.append(text)
+
+
+def _srt_ffmpeg(source: str) -> str:
+    """The `ffmpeg` program on PATH, when it can read SRT."""
+    program = shutil.which("ffmpeg")
+    if program is None:
+        raise StreamFailed(source, "reading SRT needs the ffmpeg program, and none is on PATH")
+    if "srt" not in _input_protocols(program):
+        raise StreamFailed(source, f"{program} cannot read SRT (it was built without libsrt)")
+    return program
+
+
+@functools.cache
+def _input_protocols(program: str) -> frozenset[str]:
+    """The protocols that the `ffmpeg` at `program` reads (none when it cannot be run)."""
+    try:
+        listing = subprocess.run(
+            [program, "-hide_banner", "-protocols"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    names: set[str] = set()
+    reading = False
+    for line in listing.splitlines():
+        if line.strip().endswith(":"):
+            reading = line.strip() == "Input:"
+        elif reading and line.strip():
+            names.add(line.strip())
+    return frozenset(names)
+
+
+def _srt_failure(lines: Sequence[str], code: int, source: str, settings: Settings) -> str | None:
+    """One line for why an SRT reader exited, from its exit code and last lines of stderr; None
+    when it only lost the connection (the peer closed it, or went silent) and exited cleanly."""
+    messages: list[str] = []
+    for line in lines:
+        text = _LOG_PREFIX.sub("", line).removeprefix(f"{source}: ").strip()
+        if text and text not in messages:
+            messages.append(text)
+    if any(re.match(r"Connection to .* failed", m) for m in messages):
+        return (
+            f"cannot connect: no SRT listener answered within "
+            f"{settings.live_open_timeout_s:g} s, or it refused the call"
+        )
+    if "Connection timed out" in messages:
+        return f"no data for {settings.live_read_timeout_s:g} s (SRT read timed out)"
+    if code < 0:
+        return f"the SRT reader was killed by signal {-code}"
+    specific = [m for m in messages if m != "Input/output error"]
+    if code == 0 and not specific:
+        return None
+    reason = "; ".join(specific or messages) or f"the SRT reader exited with status {code}"
+    return reason if len(reason) <= 300 else reason[:299] + "…"
 
 
 def _demux(

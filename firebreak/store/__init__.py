@@ -1,5 +1,6 @@
 """Storage: SQLAlchemy models, Alembic migrations and the one Store implementation."""
 
+from firebreak.store.incidents import INCIDENT_STATUSES, AuditEntry, Incident, IncidentAlert
 from firebreak.store.repository import (
     BANK_KINDS,
     AddOutcome,
@@ -15,8 +16,12 @@ from firebreak.store.repository import (
 
 __all__ = [
     "BANK_KINDS",
+    "INCIDENT_STATUSES",
     "AddOutcome",
+    "AuditEntry",
     "Bank",
+    "Incident",
+    "IncidentAlert",
     "IndexChange",
     "IndexEntry",
     "IndexedSignal",

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -44,6 +46,11 @@ class BankRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(16), default="block")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Per-bank score thresholds; the settings' when unset.
+    match_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    review_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    metadata_json: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     items: Mapped[list[ItemRow]] = relationship(
         back_populates="bank", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -66,6 +73,7 @@ class ItemRow(Base):
     source_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     added_by: Mapped[str] = mapped_column(String(200))
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    metadata_json: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     bank: Mapped[BankRow] = relationship(back_populates="items")
     signals: Mapped[list[SignalRow]] = relationship(
         back_populates="item", cascade="all, delete-orphan", passive_deletes=True
@@ -94,3 +102,91 @@ class CounterRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class IncidentRow(Base):
+    """A live incident: a stream that raised an alert, its evidence and the decision on it.
+
+    Lifecycle: open (in the review queue) ──► confirmed (recording banked) | rejected | escalated.
+    """
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_status_score", "status", "max_score"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    stream: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    level: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(64))
+    bank: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    item: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    max_score: Mapped[float] = mapped_column(Float, default=0.0)
+    first_stream_time: Mapped[float] = mapped_column(Float)
+    last_stream_time: Mapped[float] = mapped_column(Float)
+    recording: Mapped[str | None] = mapped_column(Text, nullable=True)
+    banked_bank: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    banked_item: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    alerts: Mapped[list[IncidentAlertRow]] = relationship(
+        back_populates="incident",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="IncidentAlertRow.stream_time",
+    )
+
+
+class IncidentAlertRow(Base):
+    """One alert of an incident: when, which signal, how sure, what was done, a frame grab."""
+
+    __tablename__ = "incident_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    stream_time: Mapped[float] = mapped_column(Float)
+    wall_time: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    bank: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    item: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    signals: Mapped[str] = mapped_column(Text, default="{}")
+    actions: Mapped[str] = mapped_column(Text, default="{}")
+    frame: Mapped[str | None] = mapped_column(Text, nullable=True)
+    incident: Mapped[IncidentRow] = relationship(back_populates="alerts")
+
+
+class AuditRow(Base):
+    """One automated or human decision: who, what, on what, why, with which evidence.
+
+    Append-only: the database itself refuses updates and deletes (triggers in the migration)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class ApiKeyRow(Base):
+    """An API key: its role, and the SHA-256 of the key (the key itself is never stored)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -7,11 +7,13 @@ same transaction, so an index saved beside the database can tell whether it is s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -19,9 +21,18 @@ from sqlalchemy import Engine, create_engine, delete, event, func, select, updat
 from sqlalchemy.orm import Session, sessionmaker
 
 from firebreak.errors import BankExists, BankNotFound, ItemNotFound
+from firebreak.store.incidents import AuditLog, Incidents, write_audit
+from firebreak.store.keys import ApiKeys
 from firebreak.store.models import BankRow, CounterRow, ItemRow, SignalRow
 
 INDEX_VERSION = "index_version"
+
+
+class Unset:
+    """The type of UNSET: "leave as it is", where None means "clear"."""
+
+
+UNSET = Unset()
 BANK_KINDS = ("block", "allow")
 
 
@@ -32,6 +43,23 @@ class Bank:
     kind: str
     created_at: datetime
     item_count: int
+    enabled: bool = True
+    match_score: float | None = None
+    """Score at which this bank's items match; the settings' `match_score` when None."""
+    review_score: float | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "enabled": self.enabled,
+            "match_score": self.match_score,
+            "review_score": self.review_score,
+            "metadata": dict(self.metadata),
+            "item_count": self.item_count,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -46,6 +74,20 @@ class Item:
     source_sha256: str | None
     added_by: str
     added_at: datetime
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "bank": self.bank,
+            "name": self.name,
+            "media_kind": self.media_kind,
+            "duration_s": self.duration_s,
+            "md5": self.source_md5,
+            "sha256": self.source_sha256,
+            "added_by": self.added_by,
+            "added_at": self.added_at.isoformat(),
+            "metadata": dict(self.metadata),
+        }
 
 
 @dataclass(frozen=True)
@@ -69,6 +111,7 @@ class NewItem:
     source_file: str | None = None
     source_md5: str | None = None
     source_sha256: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,22 +185,69 @@ class Store:
         run_migrations(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.indexed_types = tuple(indexed_types)
+        self.incidents = Incidents(self._sessions)
+        self.audit = AuditLog(self._sessions)
+        self.keys = ApiKeys(self._sessions)
 
     def close(self) -> None:
         self.engine.dispose()
 
     # Banks
 
-    def create_bank(self, name: str, kind: str = "block") -> Bank:
+    def create_bank(
+        self,
+        name: str,
+        kind: str = "block",
+        actor: str = "cli",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Bank:
         if kind not in BANK_KINDS:
             raise ValueError(f"bank kind must be one of {', '.join(BANK_KINDS)}")
         with self._sessions.begin() as session:
             if session.scalar(select(BankRow.id).where(BankRow.name == name)) is not None:
                 raise BankExists(name)
-            row = BankRow(name=name, kind=kind)
+            row = BankRow(
+                name=name, kind=kind, metadata_json=json.dumps(dict(metadata or {}), sort_keys=True)
+            )
             session.add(row)
+            write_audit(session, actor, "bank.create", f"bank:{name}", f"{kind} list")
             session.flush()
-            return Bank(row.id, row.name, row.kind, row.created_at, 0)
+            return self._bank(session, row)
+
+    def configure_bank(
+        self,
+        name: str,
+        actor: str,
+        *,
+        kind: str | None = None,
+        enabled: bool | None = None,
+        match_score: float | Unset | None = UNSET,
+        review_score: float | Unset | None = UNSET,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Bank:
+        """Change a bank's settings (only those given); the change is audited."""
+        if kind is not None and kind not in BANK_KINDS:
+            raise ValueError(f"bank kind must be one of {', '.join(BANK_KINDS)}")
+        for score in (match_score, review_score):
+            if isinstance(score, float) and not 0.0 <= score <= 1.0:
+                raise ValueError("scores are between 0 and 1")
+        with self._sessions.begin() as session:
+            row = self._bank_row(session, name)
+            changes: dict[str, object] = {}
+            if kind is not None:
+                row.kind = changes["kind"] = kind
+            if enabled is not None:
+                row.enabled = changes["enabled"] = enabled
+            if not isinstance(match_score, Unset):
+                row.match_score = changes["match_score"] = match_score
+            if not isinstance(review_score, Unset):
+                row.review_score = changes["review_score"] = review_score
+            if metadata is not None:
+                row.metadata_json = json.dumps(dict(metadata), sort_keys=True)
+                changes["metadata"] = dict(metadata)
+            write_audit(session, actor, "bank.configure", f"bank:{name}", "", changes)
+            session.flush()
+            return self._bank(session, row)
 
     def get_bank(self, name: str) -> Bank:
         with self._sessions() as session:
@@ -229,6 +319,7 @@ class Store:
                 source_md5=new.source_md5,
                 source_sha256=new.source_sha256,
                 added_by=added_by,
+                metadata_json=json.dumps(dict(new.metadata), sort_keys=True),
             )
             row.signals = [
                 SignalRow(
@@ -242,6 +333,14 @@ class Store:
             ]
             session.add(row)
             session.flush()
+            write_audit(
+                session,
+                added_by,
+                "bank.add",
+                f"bank:{bank_name}",
+                f"item {row.name}",
+                {"item": row.name, "sha256": new.source_sha256, "signals": len(new.signals)},
+            )
             added = tuple(
                 IndexEntry(s.id, s.signal_type, s.value)
                 for s in row.signals
@@ -254,7 +353,7 @@ class Store:
             )
             return AddOutcome(_item(row, bank.name), True, IndexChange(added, (), version))
 
-    def remove_item(self, bank_name: str, item_name: str) -> IndexChange:
+    def remove_item(self, bank_name: str, item_name: str, actor: str = "cli") -> IndexChange:
         with self._sessions.begin() as session:
             bank = self._bank_row(session, bank_name)
             item_id = session.scalar(
@@ -273,6 +372,7 @@ class Store:
             )
             session.execute(delete(SignalRow).where(SignalRow.item_id == item_id))
             session.execute(delete(ItemRow).where(ItemRow.id == item_id))
+            write_audit(session, actor, "bank.remove", f"bank:{bank_name}", f"item {item_name}")
             version = self._bump(session, INDEX_VERSION)
             return IndexChange((), removed, version)
 
@@ -349,7 +449,17 @@ class Store:
 
     def _bank(self, session: Session, row: BankRow) -> Bank:
         count = session.scalar(select(func.count(ItemRow.id)).where(ItemRow.bank_id == row.id))
-        return Bank(row.id, row.name, row.kind, row.created_at, int(count or 0))
+        return Bank(
+            row.id,
+            row.name,
+            row.kind,
+            row.created_at,
+            int(count or 0),
+            row.enabled,
+            row.match_score,
+            row.review_score,
+            json.loads(row.metadata_json),
+        )
 
     def _free_item_name(self, session: Session, bank_id: int, wanted: str) -> str:
         """`wanted`, or `wanted (2)`, `(3)`… when another file of that name is already banked."""
@@ -388,4 +498,5 @@ def _item(row: ItemRow, bank_name: str) -> Item:
         row.source_sha256,
         row.added_by,
         row.added_at,
+        json.loads(row.metadata_json),
     )
