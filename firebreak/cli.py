@@ -54,6 +54,8 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against the ancho
 app.add_typer(bench_app, name="bench")
 live_app = typer.Typer(no_args_is_help=True, help="Live streams: watch, alert, act.")
 app.add_typer(live_app, name="live")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
+app.add_typer(keys_app, name="keys")
 incident_app = typer.Typer(
     no_args_is_help=True, help="Live incidents: review queue, decisions, evidence packages."
 )
@@ -448,6 +450,63 @@ def audit(
     with opened() as fb:
         for entry in fb.store.audit.entries(subject, limit):
             print(json.dumps(entry.to_json()), flush=True)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin, moderator, service or partner.")],
+) -> None:
+    """Make an API key; it is printed once and only its digest is stored."""
+    with opened() as fb:
+        _, key = fb.store.keys.create(name, role, fb.settings.actor)
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The keys: names, roles, when made, whether revoked (never the keys themselves)."""
+    with opened() as fb:
+        keys = fb.store.keys.list()
+    table = Table("name", "role", "id", "created", "by", "revoked")
+    for k in keys:
+        revoked = k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else ""
+        table.add_row(
+            k.name,
+            k.role,
+            k.key_id,
+            k.created_at.isoformat(timespec="seconds"),
+            k.created_by,
+            revoked,
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str) -> None:
+    """Revoke a key: every request with it is refused from now on."""
+    with opened() as fb:
+        fb.store.keys.revoke(name, fb.settings.actor)
+    out.print(f"revoked {name}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP API (docs at /docs) on the configured store."""
+    import uvicorn
+
+    from firebreak.api.app import create_app
+
+    try:
+        application = create_app(get_settings())
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    except ValueError as exc:
+        raise fail(f"bad setting: {exc}") from None
+    uvicorn.run(application, host=host, port=port, log_level="info")
 
 
 @app.command("train")

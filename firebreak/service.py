@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from firebreak.errors import HashListInvalid, MediaRejected
+from firebreak.errors import HashListInvalid, MediaRejected, UnknownSignalType
 from firebreak.exchange import (
     HashRecord,
     ListFormat,
@@ -30,12 +31,13 @@ from firebreak.match import (
     FrameEvidence,
     FrameHit,
     ItemMatch,
+    Judgement,
     Segment,
     Verdict,
     align_frame_hits,
-    decide,
     frame_closeness,
     fuse_picture_and_sound,
+    judge,
     score_alignment,
 )
 from firebreak.media import MediaKind, probe_media
@@ -90,24 +92,38 @@ class MatchResult:
     verdict: Verdict
     matches: tuple[ItemMatch, ...]
     elapsed_s: float
+    allowed: ItemMatch | None = None
+    """The allow-list match that suppressed the block-list ones, if any."""
 
     def to_json(self) -> dict[str, object]:
-        return {
+        record: dict[str, object] = {
             "file": self.file,
             "verdict": self.verdict.value,
-            "matches": [
-                {
-                    "bank": m.item.bank,
-                    "item": m.item.name,
-                    "score": round(m.score, 4),
-                    "signals": m.signals,
-                    "query_segment": m.query_segment.as_list() if m.query_segment else None,
-                    "item_segment": m.item_segment.as_list() if m.item_segment else None,
-                }
-                for m in self.matches
-            ],
+            "matches": [match_json(m) for m in self.matches],
             "elapsed_s": round(self.elapsed_s, 3),
         }
+        if self.allowed is not None:  # only then: the contract's keys stay as they were
+            record["allowed_by"] = {"bank": self.allowed.item.bank, "item": self.allowed.item.name}
+        return record
+
+
+def match_json(m: ItemMatch) -> dict[str, object]:
+    return {
+        "bank": m.item.bank,
+        "item": m.item.name,
+        "score": round(m.score, 4),
+        "signals": m.signals,
+        "query_segment": m.query_segment.as_list() if m.query_segment else None,
+        "item_segment": m.item_segment.as_list() if m.item_segment else None,
+    }
+
+
+@dataclass(frozen=True)
+class HashHit:
+    """A banked item found by one hash, and how far its nearest hash was."""
+
+    item: Item
+    distance: int
 
 
 @dataclass(frozen=True)
@@ -164,21 +180,127 @@ class Firebreak:
 
     # Banks
 
-    def create_bank(self, name: str, kind: str = "block") -> Bank:
-        return self.store.create_bank(name, kind, self.settings.actor)
+    def create_bank(
+        self,
+        name: str,
+        kind: str = "block",
+        actor: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Bank:
+        return self.store.create_bank(name, kind, actor or self.settings.actor, metadata)
 
     def list_banks(self) -> list[Bank]:
         return self.store.list_banks()
 
-    def bank_file(self, bank: str, path: Path, name: str | None = None) -> AddOutcome:
-        """Hash `path` and bank it; banking the same file twice changes nothing."""
+    def bank_file(
+        self,
+        bank: str,
+        path: Path,
+        name: str | None = None,
+        *,
+        actor: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        source_file: str | None = None,
+    ) -> AddOutcome:
+        """Hash `path` and bank it; banking the same file twice changes nothing. `metadata`
+        comes back with the item; `source_file` names where it came from when `path` is a
+        temporary copy (an upload)."""
         self.store.get_bank(bank)  # fail before the expensive part
         signals = self.hash_for_bank(path)
-        outcome = self.store.add_item(
-            bank, _new_item(name or path.name, path, signals), self.settings.actor
-        )
+        new = _new_item(name or path.name, path, signals)
+        new = replace(new, metadata=dict(metadata or {}), source_file=source_file or str(path))
+        outcome = self.store.add_item(bank, new, actor or self.settings.actor)
         self._apply(outcome.change)
         return outcome
+
+    def add_hashes(
+        self,
+        bank: str,
+        name: str,
+        values: Sequence[SignalValue],
+        actor: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AddOutcome:
+        """Bank hashes without the media (a partner's hash, an HMA `signal` add): each value
+        validated first; an item of digests and frame hashes."""
+        checked = []
+        for v in values:
+            try:
+                checked.append(replace(v, value=signal_type(v.signal_type).validate(v.value)))
+            except ValueError as exc:
+                raise HashListInvalid(name, 1, str(exc)) from None
+        if not checked:
+            raise HashListInvalid(name, 1, "no signals given")
+        perceptual = [v for v in checked if v.signal_type in _PDQ_TYPES]
+        kind = "video" if any(v.signal_type == VideoSignal.name for v in perceptual) else "image"
+        new = NewItem(
+            name=name,
+            media_kind=kind if perceptual else "hashes",
+            duration_s=max((v.timestamp or 0.0 for v in perceptual), default=0.0),
+            signals=tuple(checked),
+            source_md5=next((v.value for v in checked if v.signal_type == Md5Signal.name), None),
+            source_sha256=next(
+                (v.value for v in checked if v.signal_type == Sha256Signal.name), None
+            ),
+            metadata=dict(metadata or {}),
+        )
+        outcome = self.store.add_item(bank, new, actor)
+        self._apply(outcome.change)
+        return outcome
+
+    def lookup_hash(self, type_name: str, value: str) -> list[HashHit]:
+        """Banked items holding a hash within its type's threshold of `value`, nearest first.
+        `type_name` is ours or the exchange name (pdq, vpdq/video, md5/video_md5, sha256...);
+        a vPDQ value's frames are each looked up, and an item's distance is its nearest frame's."""
+        kind = signal_type_for_exchange_name(type_name)
+        if kind is None:
+            raise UnknownSignalType(type_name)
+        try:
+            if kind in DIGEST_SIGNAL_TYPES:
+                return [
+                    HashHit(i, 0)
+                    for i in self.store.find_items_by_signal(kind.name, kind.validate(value))
+                ]
+            if kind is PdqSignal:
+                frames = [FrameHash.from_hex(PdqSignal.validate(value), 100)]
+            elif kind is VideoSignal:
+                frames = parse_vpdq(value)
+            else:
+                raise UnknownSignalType(f"{type_name} (not looked up by value)")
+        except ValueError as exc:
+            raise HashListInvalid(type_name, 1, str(exc)) from None
+        if not frames:
+            return []
+        hits = self.indexes["frames"].search_radius(
+            codes_matrix(frames), kind.threshold(self.settings)
+        )
+        sources = self.store.resolve_signals(h.id for h in hits)
+        nearest: dict[int, HashHit] = {}
+        rows: dict[int, set[int]] = defaultdict(set)
+        for hit in hits:
+            source = sources.get(hit.id)
+            if source is None:
+                continue
+            rows[source.item.id].add(hit.query_row)
+            kept = nearest.get(source.item.id)
+            if kept is None or hit.distance < kept.distance:
+                nearest[source.item.id] = HashHit(source.item, hit.distance)
+        # A video hash matches an item as vPDQ does: when enough of its frames found the item.
+        needed = self.settings.vpdq_match_share * len(frames) if kind is VideoSignal else 0
+        found = [h for h in nearest.values() if len(rows[h.item.id]) >= needed]
+        return sorted(found, key=lambda h: (h.distance, h.item.id))
+
+    def hma_hashes(self, path: Path) -> dict[str, str]:
+        """A file's hashes as HMA's hasher gives them: `pdq` for a picture; `video_md5` and
+        `vpdq` for a video."""
+        signals = self.hash_for_bank(path)
+        if not signals.is_video:
+            frame = signals.frames[0]
+            return {PdqSignal.exchange_name: frame.hex}
+        return {
+            Md5Signal.exchange_name: signals.digests.md5,
+            VideoSignal.exchange_name: format_vpdq_json(signals.frames),
+        }
 
     def bank_incident(
         self, bank: str, recording: Path, name: str, actor: str | None = None
@@ -197,8 +319,11 @@ class Firebreak:
         self._apply(outcome.change)
         return outcome
 
-    def remove_item(self, bank: str, item: str) -> None:
-        self._apply(self.store.remove_item(bank, item, self.settings.actor))
+    def delete_bank(self, bank: str, actor: str | None = None) -> None:
+        self._apply(self.store.delete_bank(bank, actor or self.settings.actor))
+
+    def remove_item(self, bank: str, item: str, actor: str | None = None) -> None:
+        self._apply(self.store.remove_item(bank, item, actor or self.settings.actor))
 
     # Hashing
 
@@ -247,12 +372,15 @@ class Firebreak:
                     previous.item_segment,
                 )
             matches[digest_match.item.id] = digest_match
-        kept = sorted(
-            (m for m in matches.values() if m.score >= s.review_score),
-            key=lambda m: (-m.score, m.item.bank, m.item.name),
+        judged = self.judge(matches.values())
+        return MatchResult(
+            str(path), judged.verdict, judged.matches, time.monotonic() - started, judged.allowed
         )
-        verdict = decide(kept, s.match_score, s.review_score)
-        return MatchResult(str(path), verdict, tuple(kept), time.monotonic() - started)
+
+    def judge(self, matches: Iterable[ItemMatch]) -> Judgement:
+        """Matches judged by their banks' current rules (enabled, kind, thresholds)."""
+        s = self.settings
+        return judge(matches, self.store.bank_rules(), s.match_score, s.review_score)
 
     def lookup_frames(
         self, views: Sequence[ViewHash], thumbs: Sequence[ThumbView]

@@ -128,6 +128,24 @@ class Settings(BaseSettings):
         default=None, description="Where alerts are POSTed, signed with `webhook_secret`."
     )
     webhook_secret: SecretStr | None = None
+    vpdq_match_share: float = Field(
+        default=0.8,
+        description="Share of a vPDQ hash's frames that must find an item for a hash lookup to "
+        "match it (vPDQ's own query rule).",
+    )
+    api_max_upload_bytes: int = Field(
+        default=1024**3, description="Largest upload or fetched file the API accepts."
+    )
+    api_fetch_timeout_s: float = Field(default=30.0, description="Limit on fetching a URL.")
+    api_fetch_private: bool = Field(
+        default=False,
+        description="Let the API fetch URLs on loopback and private networks (off: no SSRF).",
+    )
+    hma_trusted_networks: str = Field(
+        default="",
+        description="CIDRs (comma-separated) whose clients may call the HMA-compatible routes "
+        "without a key, as HMA's clients send none.",
+    )
     live_policy: dict[str, list[str]] = Field(
         default_factory=lambda: {
             "review": ["delay", "notify"],

@@ -16,7 +16,7 @@ import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
@@ -27,7 +27,7 @@ import numpy.typing as npt
 from firebreak.classify.base import Scorer
 from firebreak.errors import FirebreakError, StreamFailed
 from firebreak.live.risk import RiskWatch, ScorerFault, evidence_of
-from firebreak.match import FrameEvidence, ItemMatch
+from firebreak.match import FrameEvidence, ItemMatch, Judgement
 from firebreak.media.decode import AUDIO_SAMPLE_RATE
 from firebreak.media.stream import (
     StreamColour,
@@ -72,6 +72,8 @@ class Matcher(Protocol):
         duration_s: float,
         is_video: bool = True,
     ) -> list[ItemMatch]: ...
+
+    def judge(self, matches: Iterable[ItemMatch]) -> Judgement: ...
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,10 @@ class LockedMatcher:
     ) -> list[ItemMatch]:
         with self._lock:
             return self._matcher.match_evidence(evidence, audio, duration_s, is_video)
+
+    def judge(self, matches: Iterable[ItemMatch]) -> Judgement:
+        with self._lock:
+            return self._matcher.judge(matches)
 
 
 class LiveSession:
@@ -312,10 +318,10 @@ class LiveSession:
             self._recent_sound(),
             self._now - window_start + 1.0 / s.live_fps,
         )
-        for match in matches:
-            if (match.item.bank, match.item.name) in self._own_items:
-                continue
-            if match.score >= s.match_score and match.item.id not in self._alerted:
+        # The banks' rules decide what is acted on: their thresholds, allow lists, on or off.
+        mine = [m for m in matches if (m.item.bank, m.item.name) not in self._own_items]
+        for match in self._matcher.judge(mine).acted_on:
+            if match.item.id not in self._alerted:
                 self._alerted.add(match.item.id)
                 self._alert(match)
 

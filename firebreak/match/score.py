@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from firebreak.match.align import Alignment, Segment
-from firebreak.store import Item
+from firebreak.store import BankRule, Item
 
 
 class Verdict(enum.StrEnum):
@@ -58,6 +59,58 @@ def decide(matches: list[ItemMatch], match_score: float, review_score: float) ->
     if best >= review_score:
         return Verdict.REVIEW
     return Verdict.NO_MATCH
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A query's matches judged by the rules of their banks.
+
+    `matches` are those worth showing (at or above their bank's review score), best first;
+    `acted_on` are the block-list matches at or above their bank's match score; `allowed` is the
+    allow-list match that suppresses them, if any."""
+
+    verdict: Verdict
+    matches: tuple[ItemMatch, ...]
+    acted_on: tuple[ItemMatch, ...]
+    allowed: ItemMatch | None
+
+
+def judge(
+    matches: Iterable[ItemMatch],
+    rules: Mapping[str, BankRule],
+    match_score: float,
+    review_score: float,
+) -> Judgement:
+    """Apply each bank's rules: a disabled bank matches nothing; a bank's own thresholds stand
+    in for the settings'; a match from an allow-list bank suppresses every block-list match
+    on the same query (the item is known and allowed: news footage, a counter-speech clip)."""
+    shown: list[ItemMatch] = []
+    acted: list[ItemMatch] = []
+    allowed: ItemMatch | None = None
+    for m in matches:
+        rule = rules.get(m.item.bank)
+        if rule is None or not rule.enabled:
+            continue
+        bank_match = match_score if rule.match_score is None else rule.match_score
+        bank_review = review_score if rule.review_score is None else rule.review_score
+        if m.score < min(bank_review, bank_match):
+            continue
+        shown.append(m)
+        if m.score < bank_match:
+            continue
+        if rule.kind == "allow":
+            if allowed is None or m.score > allowed.score:
+                allowed = m
+        else:
+            acted.append(m)
+    order = lambda m: (-m.score, m.item.bank, m.item.name)  # noqa: E731
+    shown.sort(key=order)
+    acted.sort(key=order)
+    if allowed is not None:
+        return Judgement(Verdict.NO_MATCH, tuple(shown), (), allowed)
+    blocks = [m for m in shown if rules[m.item.bank].kind != "allow"]
+    verdict = Verdict.MATCH if acted else Verdict.REVIEW if blocks else Verdict.NO_MATCH
+    return Judgement(verdict, tuple(shown), tuple(acted), None)
 
 
 def fuse_picture_and_sound(picture: ItemMatch, sound: ItemMatch) -> ItemMatch:

@@ -77,7 +77,7 @@ class ApiKeys:
 
     def verify(self, key: str) -> ApiKey | None:
         """The active key `key` is, or None: unknown, malformed or revoked."""
-        parts = key.split("_")
+        parts = key.split("_", 2)
         if len(parts) != 3 or parts[0] != _PREFIX or len(parts[1]) != 8:
             return None
         with self._sessions() as session:

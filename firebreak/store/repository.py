@@ -63,6 +63,17 @@ class Bank:
 
 
 @dataclass(frozen=True)
+class BankRule:
+    """What matching needs of a bank: its kind, whether it is on, its own thresholds."""
+
+    name: str
+    kind: str
+    enabled: bool
+    match_score: float | None
+    review_score: float | None
+
+
+@dataclass(frozen=True)
 class Item:
     id: int
     bank: str
@@ -249,6 +260,21 @@ class Store:
             session.flush()
             return self._bank(session, row)
 
+    def bank_rules(self) -> dict[str, BankRule]:
+        """Every bank's matching rules, by name: one small query, read at every match so that
+        a change applies at once in every process."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(
+                    BankRow.name,
+                    BankRow.kind,
+                    BankRow.enabled,
+                    BankRow.match_score,
+                    BankRow.review_score,
+                )
+            ).all()
+        return {r[0]: BankRule(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows}
+
     def get_bank(self, name: str) -> Bank:
         with self._sessions() as session:
             return self._bank(session, self._bank_row(session, name))
@@ -285,6 +311,48 @@ class Store:
         for item_id, ts in rows:
             times[int(item_id)].append(float(ts or 0.0))
         return times
+
+    def item(self, bank_name: str, item_name: str) -> Item:
+        with self._sessions() as session:
+            bank = self._bank_row(session, bank_name)
+            row = session.scalar(
+                select(ItemRow).where(ItemRow.bank_id == bank.id, ItemRow.name == item_name)
+            )
+            if row is None:
+                raise ItemNotFound(bank_name, item_name)
+            return _item(row, bank.name)
+
+    def item_by_id(self, item_id: int) -> Item:
+        with self._sessions() as session:
+            found = session.execute(
+                select(ItemRow, BankRow.name)
+                .join(BankRow, ItemRow.bank_id == BankRow.id)
+                .where(ItemRow.id == item_id)
+            ).first()
+            if found is None:
+                raise ItemNotFound("any bank", str(item_id))
+            return _item(found[0], found[1])
+
+    def delete_bank(self, name: str, actor: str) -> IndexChange:
+        """Delete a bank and everything banked in it; the audit log keeps that it was."""
+        with self._sessions.begin() as session:
+            bank = self._bank_row(session, name)
+            item_ids = select(ItemRow.id).where(ItemRow.bank_id == bank.id)
+            removed = tuple(
+                IndexEntry(int(r[0]), str(r[1]), str(r[2]))
+                for r in session.execute(
+                    select(SignalRow.id, SignalRow.signal_type, SignalRow.value).where(
+                        SignalRow.item_id.in_(item_ids),
+                        SignalRow.signal_type.in_(self.indexed_types),
+                    )
+                ).all()
+            )
+            session.execute(delete(SignalRow).where(SignalRow.item_id.in_(item_ids)))
+            session.execute(delete(ItemRow).where(ItemRow.bank_id == bank.id))
+            session.execute(delete(BankRow).where(BankRow.id == bank.id))
+            write_audit(session, actor, "bank.delete", f"bank:{name}")
+            version = self._bump(session, INDEX_VERSION)
+            return IndexChange((), removed, version)
 
     def item_signals(self, item_id: int) -> list[SignalValue]:
         with self._sessions() as session:

@@ -1,0 +1,1 @@
+"""HTTP API and review UI (FastAPI), a thin shell over the service functions."""

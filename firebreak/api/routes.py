@@ -1,0 +1,303 @@
+"""Firebreak's own HTTP API (`/v1`): banks, hashing, lookup, scanning, incidents, audit.
+
+Each route is a thin shell over the service functions the CLI uses; the store and index are
+used under one lock (the index is updated in place when banks change).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from firebreak.api.auth import Caller, firebreak_of, require
+from firebreak.api.uploads import saved_upload
+from firebreak.incidents import IncidentDesk
+from firebreak.service import Firebreak, match_json
+from firebreak.store import INCIDENT_STATUSES
+from firebreak.store.repository import UNSET
+
+router = APIRouter(prefix="/v1")
+
+Fb = Annotated[Firebreak, Depends(firebreak_of)]
+
+
+class BankIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+    kind: Literal["block", "allow"] = "block"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class BankChange(BaseModel):
+    kind: Literal["block", "allow"] | None = None
+    enabled: bool | None = None
+    match_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    review_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    metadata: dict[str, Any] | None = None
+
+
+class LookupIn(BaseModel):
+    signal_type: str = Field(min_length=1, max_length=64, examples=["pdq", "vpdq", "video_md5"])
+    value: str = Field(min_length=1, max_length=2_000_000)
+
+
+class DecisionIn(BaseModel):
+    decision: Literal["confirm", "reject", "escalate"]
+    note: str = Field(default="", max_length=5000)
+    bank: str = Field(default="incidents", min_length=1, max_length=200)
+
+
+def _metadata(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HTTPException(422, f"metadata is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise HTTPException(422, "metadata must be a JSON object")
+    return value
+
+
+@router.get("/whoami", summary="The calling key's name and role")
+def whoami(caller: Annotated[Caller, Depends(require("match"))]) -> dict[str, str]:
+    return {"name": caller.name, "role": caller.role}
+
+
+# Banks
+
+
+@router.get("/banks", summary="List banks")
+def list_banks(
+    fb: Fb, _: Annotated[Caller, Depends(require("banks:read"))]
+) -> list[dict[str, object]]:
+    return [bank.to_json() for bank in fb.list_banks()]
+
+
+@router.post("/banks", status_code=201, summary="Create a bank (block or allow list)")
+def create_bank(
+    body: BankIn,
+    request: Request,
+    fb: Fb,
+    caller: Annotated[Caller, Depends(require("banks:admin"))],
+) -> dict[str, object]:
+    with request.app.state.lock:
+        return fb.create_bank(body.name, body.kind, caller.actor, body.metadata).to_json()
+
+
+@router.get("/banks/{bank}", summary="A bank and its settings")
+def get_bank(
+    bank: str, fb: Fb, _: Annotated[Caller, Depends(require("banks:read"))]
+) -> dict[str, object]:
+    return fb.store.get_bank(bank).to_json()
+
+
+@router.patch("/banks/{bank}", summary="Configure a bank: kind, enabled, thresholds, metadata")
+def configure_bank(
+    bank: str,
+    body: BankChange,
+    request: Request,
+    fb: Fb,
+    caller: Annotated[Caller, Depends(require("banks:admin"))],
+) -> dict[str, object]:
+    given = body.model_fields_set
+    with request.app.state.lock:
+        return fb.store.configure_bank(
+            bank,
+            caller.actor,
+            kind=body.kind,
+            enabled=body.enabled,
+            match_score=body.match_score if "match_score" in given else UNSET,
+            review_score=body.review_score if "review_score" in given else UNSET,
+            metadata=body.metadata,
+        ).to_json()
+
+
+@router.delete("/banks/{bank}", summary="Delete a bank and its items")
+def delete_bank(
+    bank: str, request: Request, fb: Fb, caller: Annotated[Caller, Depends(require("banks:admin"))]
+) -> dict[str, str]:
+    with request.app.state.lock:
+        fb.delete_bank(bank, caller.actor)
+    return {"deleted": bank}
+
+
+@router.get("/banks/{bank}/items", summary="The items of a bank")
+def list_items(
+    bank: str,
+    fb: Fb,
+    _: Annotated[Caller, Depends(require("banks:read"))],
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, object]]:
+    return [item.to_json() for item in fb.store.items(bank)[offset : offset + limit]]
+
+
+@router.post("/banks/{bank}/items", status_code=201, summary="Hash an upload and bank it")
+def add_item(
+    bank: str,
+    request: Request,
+    fb: Fb,
+    caller: Annotated[Caller, Depends(require("banks:write"))],
+    file: Annotated[UploadFile, File(description="The media to bank.")],
+    name: Annotated[str | None, Form(max_length=500)] = None,
+    metadata: Annotated[str | None, Form(description="A JSON object kept with the item.")] = None,
+) -> dict[str, object]:
+    extra = _metadata(metadata)
+    fb.store.get_bank(bank)  # 404 before the upload is hashed
+    with saved_upload(file, fb.settings) as path, request.app.state.lock:
+        outcome = fb.bank_file(
+            bank,
+            path,
+            name or path.name,
+            actor=caller.actor,
+            metadata=extra,
+            source_file=f"upload:{file.filename or path.name}",
+        )
+    return outcome.item.to_json() | {"created": outcome.created}
+
+
+@router.get("/banks/{bank}/items/{item}", summary="An item, its metadata and its hashes")
+def get_item(
+    bank: str, item: str, fb: Fb, _: Annotated[Caller, Depends(require("banks:read"))]
+) -> dict[str, object]:
+    found = fb.store.item(bank, item)
+    hashes = [
+        {"type": v.signal_type, "value": v.value, "quality": v.quality, "timestamp": v.timestamp}
+        for v in fb.store.item_signals(found.id)
+        if v.signal_type in ("md5", "sha256", "pdq", "video")
+    ]
+    return found.to_json() | {"hashes": hashes}
+
+
+@router.delete("/banks/{bank}/items/{item}", summary="Remove an item from a bank")
+def remove_item(
+    bank: str,
+    item: str,
+    request: Request,
+    fb: Fb,
+    caller: Annotated[Caller, Depends(require("banks:write"))],
+) -> dict[str, str]:
+    with request.app.state.lock:
+        fb.remove_item(bank, item, caller.actor)
+    return {"deleted": item}
+
+
+# Hashing, lookup, scanning
+
+
+@router.post("/hash", summary="Hash an upload: industry-format strings per signal")
+def hash_upload(
+    fb: Fb,
+    _: Annotated[Caller, Depends(require("match"))],
+    file: Annotated[UploadFile, File(description="An image or a video.")],
+) -> dict[str, object]:
+    with saved_upload(file, fb.settings) as path:
+        signals = fb.hash_for_bank(path)
+    strings: dict[str, object] = {"md5": signals.digests.md5, "sha256": signals.digests.sha256}
+    if signals.is_video:
+        strings["vpdq"] = [f"{f.hex},{f.quality},{f.timestamp:.3f}" for f in signals.frames]
+    else:
+        strings["pdq"] = f"{signals.frames[0].hex},{signals.frames[0].quality}"
+    return {"file": file.filename, "media_kind": signals.info.kind.value, "signals": strings}
+
+
+@router.post("/lookup", summary="Look one hash up in the banks")
+def lookup(
+    body: LookupIn, request: Request, fb: Fb, _: Annotated[Caller, Depends(require("match"))]
+) -> dict[str, object]:
+    with request.app.state.lock:
+        hits = fb.lookup_hash(body.signal_type, body.value)
+        rules = fb.store.bank_rules()
+    return {
+        "matches": [
+            {
+                "bank": h.item.bank,
+                "bank_kind": rules[h.item.bank].kind,
+                "item": h.item.name,
+                "distance": h.distance,
+            }
+            for h in hits
+            if h.item.bank in rules and rules[h.item.bank].enabled
+        ]
+    }
+
+
+@router.post("/scan", summary="Hash, match and decide on an upload in one call")
+def scan(
+    request: Request,
+    fb: Fb,
+    caller: Annotated[Caller, Depends(require("match"))],
+    file: Annotated[UploadFile, File(description="An image or a video.")],
+) -> dict[str, object]:
+    with saved_upload(file, fb.settings) as path, request.app.state.lock:
+        result = fb.match_file(path)
+    decision = {"match": "block", "review": "review", "no_match": "allow"}[result.verdict.value]
+    record = result.to_json() | {"file": file.filename, "decision": decision}
+    if result.verdict.value != "no_match" or result.allowed is not None:
+        fb.store.audit.append(
+            caller.actor,
+            f"scan.{decision}",
+            f"upload:{file.filename}",
+            f"verdict {result.verdict.value}",
+            {
+                "matches": [match_json(m) for m in result.matches[:5]],
+                "allowed_by": record.get("allowed_by"),
+            },
+        )
+    return record
+
+
+# Incidents (the live review queue) and the audit log
+
+
+@router.get("/incidents", summary="The review queue: incidents by risk")
+def list_incidents(
+    fb: Fb,
+    _: Annotated[Caller, Depends(require("review"))],
+    status: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, object]]:
+    statuses = tuple(status or ("open", "escalated"))
+    unknown = set(statuses) - set(INCIDENT_STATUSES)
+    if unknown:
+        raise HTTPException(422, f"unknown status: {', '.join(sorted(unknown))}")
+    return [i.to_json() for i in fb.store.incidents.queue(statuses, limit)]
+
+
+@router.get("/incidents/{name}", summary="An incident with its alerts")
+def get_incident(
+    name: str, fb: Fb, _: Annotated[Caller, Depends(require("review"))]
+) -> dict[str, object]:
+    return fb.store.incidents.get(name).to_json()
+
+
+@router.post("/incidents/{name}/decision", summary="Confirm (bank it), reject or escalate")
+def decide_incident(
+    name: str,
+    body: DecisionIn,
+    request: Request,
+    fb: Fb,
+    caller: Annotated[Caller, Depends(require("review"))],
+) -> dict[str, object]:
+    desk = IncidentDesk(fb)
+    with request.app.state.lock:
+        if body.decision == "confirm":
+            incident = desk.confirm(name, body.bank, caller.actor, body.note)
+        elif body.decision == "reject":
+            incident = desk.reject(name, caller.actor, body.note)
+        else:
+            incident = desk.escalate(name, caller.actor, body.note)
+    return incident.to_json()
+
+
+@router.get("/audit", summary="The audit log, newest first")
+def audit(
+    fb: Fb,
+    _: Annotated[Caller, Depends(require("audit:read"))],
+    subject: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, object]]:
+    return [e.to_json() for e in fb.store.audit.entries(subject, limit)]
