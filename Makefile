@@ -29,6 +29,7 @@ bench: bench-data
 	$(BIN)/firebreak bench variants --clips $(FIREBREAK_CLIPS_DIR) --cache $(BENCH_CACHE) --out bench/results
 	$(BIN)/firebreak bench speed --minutes 10 --repeats 1 | tee bench/results/speed-$$(date +%F).txt
 	$(BIN)/firebreak bench live --clips $(FIREBREAK_CLIPS_DIR) --out bench/results
+	$(BIN)/firebreak bench api --minutes 2 --out bench/results
 
 test: bench-data
 	$(BIN)/ruff check firebreak tests

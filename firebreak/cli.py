@@ -24,7 +24,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from firebreak.actions.live import live_alert_actions
 from firebreak.bench.clips import fetch_real_clips
 from firebreak.bench.demo import DEMO_BANK, DemoRow, bank_demo_clips, build_demo_cases
 from firebreak.classify.base import Scorer
@@ -35,12 +34,15 @@ from firebreak.classify.training import evaluate_head, train_head
 from firebreak.errors import FirebreakError
 from firebreak.exchange import ListFormat, guess_format
 from firebreak.exchange.evidence import verify_evidence_package
+from firebreak.exchange.fetchers import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, fetch_into_bank
 from firebreak.incidents import IncidentDesk
-from firebreak.live.session import LiveEvent, LiveSession, incident_name
+from firebreak.live.session import LiveEvent
 from firebreak.service import Firebreak, MatchResult
 from firebreak.settings import Settings, get_settings
+from firebreak.sharing import Publisher, Puller
 from firebreak.signals.registry import SIGNAL_TYPES
 from firebreak.store import BANK_KINDS, INCIDENT_STATUSES
+from firebreak.streams import WatchedStream, WatchOptions
 
 if TYPE_CHECKING:  # the benchmark's modules need the dev extras; imported when `bench` runs
     from firebreak.bench.report import BenchRun
@@ -54,6 +56,10 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks against the ancho
 app.add_typer(bench_app, name="bench")
 live_app = typer.Typer(no_args_is_help=True, help="Live streams: watch, alert, act.")
 app.add_typer(live_app, name="live")
+exchange_app = typer.Typer(
+    no_args_is_help=True, help="Share banks with partner instances: signed feeds, opinions."
+)
+app.add_typer(exchange_app, name="exchange")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
 app.add_typer(keys_app, name="keys")
 incident_app = typer.Typer(
@@ -156,29 +162,34 @@ def bank_remove(name: str, item: str) -> None:
 @bank_app.command("export")
 def bank_export(
     name: str,
-    fmt: Annotated[ListFormat, typer.Option("--format", help="te (local_file) or csv")] = (
-        ListFormat.TE
-    ),
+    fmt: Annotated[
+        ListFormat,
+        typer.Option("--format", help="te (ThreatExchange local_file), csv or gifct"),
+    ] = ListFormat.TE,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
 ) -> None:
-    """Write a bank as a hash list (ThreatExchange `local_file` lines, or CSV)."""
+    """Write a bank as a hash list (ThreatExchange `local_file` lines, CSV, or GIFCT-style CSV
+    with each item's label, category, source and date)."""
     with opened() as fb:
         text = fb.export_bank(name, fmt)
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text)
+        output.write_text(text, encoding="utf-8")
 
 
 @bank_app.command("import")
 def bank_import(
     name: str,
     file: Path,
-    fmt: Annotated[ListFormat | None, typer.Option("--format", help="te or csv")] = None,
+    fmt: Annotated[
+        ListFormat | None,
+        typer.Option("--format", help="te, csv or gifct (default: from the header, then the name)"),
+    ] = None,
 ) -> None:
-    """Bank every hash of a hash list (ThreatExchange `local_file` or CSV)."""
+    """Bank every hash of a hash list (ThreatExchange `local_file`, CSV or GIFCT-style CSV)."""
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(f"{file}: cannot read hash list ({exc})") from None
     with opened() as fb:
@@ -187,6 +198,73 @@ def bank_import(
         f"imported {summary.added} items into {name} ({summary.skipped} already there, "
         f"{summary.passed_through} signals of unknown types kept as they are)",
         markup=False,
+        soft_wrap=True,
+    )
+
+
+@bank_app.command("fetch")
+def bank_fetch(
+    name: str,
+    location: Annotated[
+        str, typer.Option("--location", help="The list: a file's path, or its http(s) URL.")
+    ],
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="file, http or a registered fetcher (default: http for an http(s) URL, else file).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        ListFormat | None,
+        typer.Option("--format", help="te, csv or gifct (default: from the header, then the name)"),
+    ] = None,
+    max_bytes: Annotated[
+        int, typer.Option("--max-bytes", min=1, help="Refuse a bigger list.")
+    ] = DEFAULT_MAX_BYTES,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds an http fetch may take.")
+    ] = DEFAULT_TIMEOUT_S,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="KEY=VALUE for a registered fetcher (repeatable)."),
+    ] = None,
+) -> None:
+    """Bank what is new in a hash list since the last fetch (the bank, a block bank, is made
+    when missing). An unchanged list adds nothing; the checkpoint is kept under FIREBREAK_HOME."""
+    if source is None:
+        is_url = location.lower().startswith(("http://", "https://"))
+        source = "http" if is_url else "file"
+    options = {}
+    for pair in option or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"--option {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = value
+    with opened() as fb:
+        summary = fetch_into_bank(
+            fb,
+            name,
+            source,
+            location,
+            fmt,
+            max_bytes=max_bytes,
+            timeout_s=timeout,
+            options=options,
+        )
+    what = (
+        f"fetched {summary.fetched} hashes from {location}"
+        if summary.changed
+        else f"{location} unchanged since the last fetch"
+    )
+    removed = f", {summary.removed} removed" if summary.removed else ""
+    made = ", a new block bank," if summary.created_bank else ""
+    out.print(
+        f"{what}: added {summary.added} items to {name}{made} ({summary.skipped} already there, "
+        f"{summary.passed_through} signals of unknown types kept as they are{removed})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -283,38 +361,10 @@ def live_watch(
         scorers = live_scorers(impulse, model or [], watch_list, head)
         if incident_bank and not record:
             raise fail("--incident-bank needs the stream recorded (drop --no-record)")
-        name = incident_name(source)
-        recording = fb.settings.home / "recordings" / f"{name}.ts" if record else None
-        desk = IncidentDesk(fb)
-        session = LiveSession(
-            source,
-            fb,
-            fb.settings,
-            lambda event: None,
-            realtime=realtime,
-            actions=live_alert_actions(fb.settings, incident=name),
-            record_to=recording,
-            scorers=scorers,
-        )
-        if incident_bank:
-            session.ignore_item(incident_bank, name)  # the stream will match its own recording
-
-        def on_event(event: LiveEvent) -> None:
-            if event.event == "alert":
-                # Every alert is evidence: the incident opens in the review queue with it.
-                desk.record_alert(name, event, recording, session.latest_picture())
-                if incident_bank and event.level == "alert":  # the rule: confirm at once
-                    desk.confirm(
-                        name, incident_bank, "rule:incident-bank", "alert on a live stream"
-                    )
-            emit(event)
-
-        session.set_emit(on_event)
+        options = WatchOptions(realtime, record, incident_bank, scorers)
+        watched = WatchedStream(fb, source, options, emit)
         with suppress(KeyboardInterrupt):
-            session.run()
-        if incident_bank and any(a.level == "alert" for a in session.alerts):
-            # The whole stream, now it has ended.
-            desk.confirm(name, incident_bank, "rule:incident-bank", "the stream ended")
+            watched.run()
 
 
 def live_scorers(
@@ -452,14 +502,93 @@ def audit(
             print(json.dumps(entry.to_json()), flush=True)
 
 
+@exchange_app.command("share")
+def exchange_share(
+    bank: str, off: Annotated[bool, typer.Option("--off", help="Stop sharing it.")] = False
+) -> None:
+    """Publish a bank in the feed partners pull (its items now, then every change)."""
+    with opened() as fb:
+        fb.store.configure_bank(bank, fb.settings.actor, shared=not off)
+    out.print(f"{bank}: {'no longer shared' if off else 'shared'}")
+
+
+@exchange_app.command("key")
+def exchange_key() -> None:
+    """This instance's feed public key (PEM) and fingerprint, to give to partners."""
+    with opened() as fb:
+        publisher = Publisher(fb)
+        print(publisher.public_key, end="")
+        err.print(f"fingerprint {publisher.fingerprint}", markup=False, highlight=False)
+
+
+@exchange_app.command("subscribe")
+def exchange_subscribe(
+    name: str,
+    url: Annotated[str, typer.Option(help="The publisher's API, e.g. https://fb.partner.org.")],
+    bank: Annotated[str, typer.Option(help="The publisher's shared bank.")],
+    publisher_key: Annotated[
+        Path, typer.Option(help="The publisher's public key (PEM, from `exchange key`).")
+    ],
+    token_env: Annotated[
+        str, typer.Option(help="The environment variable holding the partner token.")
+    ],
+    into: Annotated[str | None, typer.Option(help="The local import bank.")] = None,
+) -> None:
+    """Subscribe to a partner's shared bank; `exchange pull` or `follow` fetches it."""
+    with opened() as fb:
+        sub = Puller(fb).subscribe(name, url, bank, publisher_key.read_text(), token_env, into)
+    out.print(f"subscribed {name}: {sub.url} {sub.remote_bank} → {sub.local_bank}")
+
+
+@exchange_app.command("pull")
+def exchange_pull(name: str) -> None:
+    """Fetch and apply everything new from a subscription, once."""
+    with opened() as fb:
+        summary = Puller(fb).pull(name)
+    out.print(
+        f"{name}: {summary.added} added, {summary.removed} removed, {summary.opinions} opinions;"
+        f" cursor {summary.cursor}"
+    )
+
+
+@exchange_app.command("follow")
+def exchange_follow(
+    name: str,
+    wait_s: Annotated[float, typer.Option(help="Long-poll this long per request.")] = 20.0,
+) -> None:
+    """Pull a subscription continuously (long-poll): changes arrive within a second."""
+    import threading
+
+    stop = threading.Event()
+    with opened() as fb, suppress(KeyboardInterrupt):
+        Puller(fb).follow(name, stop, wait_s)
+
+
+@exchange_app.command("opinion")
+def exchange_opinion(
+    name: str,
+    item: str,
+    opinion: Annotated[str, typer.Option(help="false_positive or confirmed.")],
+    note: Note = "",
+) -> None:
+    """Tell the publisher of a pulled item that it is a false positive, or confirmed."""
+    with opened() as fb:
+        answer = Puller(fb).send_opinion(name, item, opinion, note)
+    out.print(json.dumps(answer))
+
+
 @keys_app.command("create")
 def keys_create(
     name: str,
     role: Annotated[str, typer.Option(help="admin, moderator, service or partner.")],
+    bank: Annotated[
+        list[str] | None,
+        typer.Option(help="Shared banks a partner key may pull (repeatable; default: all)."),
+    ] = None,
 ) -> None:
     """Make an API key; it is printed once and only its digest is stored."""
     with opened() as fb:
-        _, key = fb.store.keys.create(name, role, fb.settings.actor)
+        _, key = fb.store.keys.create(name, role, fb.settings.actor, bank or None)
     print(key)
 
 
@@ -821,6 +950,46 @@ def bench_live(
         report = {"latency": asdict(latency), "streams_per_core": asdict(per_core)}
         path.write_text(json.dumps(report, indent=1) + "\n")
         out.print(f"wrote {path}", markup=False, highlight=False)
+
+
+@bench_app.command("api")
+def bench_api(
+    minutes: Annotated[float, typer.Option(min=0.01, help="Measured minutes of lookups.")] = 2.0,
+    codes: Annotated[int, typer.Option(min=1, help="Random PDQ codes in the bank.")] = 100_000,
+    clients: Annotated[int, typer.Option(min=1, help="Client threads (keep-alive).")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the banked codes and the lookups.")] = 0,
+    cache: Annotated[Path, typer.Option(help="Where the bench home is kept.")] = Path(
+        ".cache/bench-api"
+    ),
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write api-<date>.json into this folder.")
+    ] = None,
+) -> None:
+    """Load-test the HTTP API on loopback: `firebreak serve` over a bank of random PDQ codes,
+    hash lookups from keep-alive clients; lookups per second and per server CPU-second, latency
+    percentiles and the server's memory over the run. Fails on any failed request."""
+    from firebreak.bench.api import run_api_bench
+
+    def note(message: str) -> None:
+        err.print(message, markup=False, highlight=False)
+
+    try:
+        report = run_api_bench(
+            cache, seconds=60 * minutes, codes=codes, clients=clients, seed=seed, log=note
+        )
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    table = Table("figure", "value", title="HTTP API lookups on loopback")
+    for name, value in report.rows():
+        table.add_row(name, value)
+    out.print(table)
+    if out_dir is not None:
+        path = out_dir / f"api-{report.date}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        out.print(f"wrote {path}", markup=False, highlight=False)
+    if report.errors:
+        raise fail(f"{report.errors} requests failed: {'; '.join(report.error_samples)}")
 
 
 def _pct(value: float) -> str:

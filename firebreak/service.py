@@ -6,7 +6,7 @@ writes after, so a file that is refused leaves the banks and the index as they w
 
 from __future__ import annotations
 
-import hashlib
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,12 +18,12 @@ import numpy as np
 
 from firebreak.errors import HashListInvalid, MediaRejected, UnknownSignalType
 from firebreak.exchange import (
+    GIFCT_METADATA,
     HashRecord,
     ListFormat,
-    read_csv,
-    read_local_file,
-    write_csv,
-    write_local_file,
+    read_list,
+    record_item_name,
+    write_list,
 )
 from firebreak.index import StoreIndex, cosine_kind, hamming_kind
 from firebreak.index.audio_store import StoreAudioIndex
@@ -94,6 +94,12 @@ class MatchResult:
     elapsed_s: float
     allowed: ItemMatch | None = None
     """The allow-list match that suppressed the block-list ones, if any."""
+    acted_on: tuple[ItemMatch, ...] = ()
+    """The block-list matches at or above their bank's match score."""
+
+    @property
+    def judgement(self) -> Judgement:
+        return Judgement(self.verdict, self.matches, self.acted_on, self.allowed)
 
     def to_json(self) -> dict[str, object]:
         record: dict[str, object] = {
@@ -173,6 +179,10 @@ class Firebreak:
             self._audio_index.refresh()
         return self._audio_index
 
+    def apply_change(self, change: IndexChange) -> None:
+        """Bring the indices up to a store write made outside these methods (a pulled feed)."""
+        self._apply(change)
+
     def _apply(self, change: IndexChange) -> None:
         for index in self.indexes.values():
             index.apply(change)
@@ -201,12 +211,24 @@ class Firebreak:
         actor: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         source_file: str | None = None,
+        create: bool = False,
+        kind: str = "block",
     ) -> AddOutcome:
         """Hash `path` and bank it; banking the same file twice changes nothing. `metadata`
         comes back with the item; `source_file` names where it came from when `path` is a
-        temporary copy (an upload)."""
+        temporary copy (an upload). With `create`, a missing bank is made, of `kind`."""
+        if create and bank not in self.store.bank_rules():
+            self.store.create_bank(bank, kind, actor or self.settings.actor)
         self.store.get_bank(bank)  # fail before the expensive part
         signals = self.hash_for_bank(path)
+        quality = signals.frames[0].quality if signals.frames else 0
+        if not signals.is_video and quality < self.settings.min_quality:
+            # A flat picture (one colour, a blank page) looks like every other flat picture.
+            raise MediaRejected(
+                path,
+                f"picture too flat to bank: it would match every flat picture (PDQ quality "
+                f"{quality} < {self.settings.min_quality})",
+            )
         new = _new_item(name or path.name, path, signals)
         new = replace(new, metadata=dict(metadata or {}), source_file=source_file or str(path))
         outcome = self.store.add_item(bank, new, actor or self.settings.actor)
@@ -225,17 +247,20 @@ class Firebreak:
         validated first; an item of digests and frame hashes."""
         checked = []
         for v in values:
+            kind = signal_type(v.signal_type)
+            # A video's frames are kept one hash each, with their quality and time beside them.
+            validate = PdqSignal.validate if kind is VideoSignal else kind.validate
             try:
-                checked.append(replace(v, value=signal_type(v.signal_type).validate(v.value)))
+                checked.append(replace(v, value=validate(v.value)))
             except ValueError as exc:
                 raise HashListInvalid(name, 1, str(exc)) from None
         if not checked:
             raise HashListInvalid(name, 1, "no signals given")
         perceptual = [v for v in checked if v.signal_type in _PDQ_TYPES]
-        kind = "video" if any(v.signal_type == VideoSignal.name for v in perceptual) else "image"
+        video = any(v.signal_type == VideoSignal.name for v in perceptual)
         new = NewItem(
             name=name,
-            media_kind=kind if perceptual else "hashes",
+            media_kind=("video" if video else "image") if perceptual else "hashes",
             duration_s=max((v.timestamp or 0.0 for v in perceptual), default=0.0),
             signals=tuple(checked),
             source_md5=next((v.value for v in checked if v.signal_type == Md5Signal.name), None),
@@ -260,6 +285,7 @@ class Firebreak:
                 return [
                     HashHit(i, 0)
                     for i in self.store.find_items_by_signal(kind.name, kind.validate(value))
+                    if i.enabled
                 ]
             if kind is PdqSignal:
                 frames = [FrameHash.from_hex(PdqSignal.validate(value), 100)]
@@ -287,7 +313,7 @@ class Firebreak:
                 nearest[source.item.id] = HashHit(source.item, hit.distance)
         # A video hash matches an item as vPDQ does: when enough of its frames found the item.
         needed = self.settings.vpdq_match_share * len(frames) if kind is VideoSignal else 0
-        found = [h for h in nearest.values() if len(rows[h.item.id]) >= needed]
+        found = [h for h in nearest.values() if len(rows[h.item.id]) >= needed and h.item.enabled]
         return sorted(found, key=lambda h: (h.distance, h.item.id))
 
     def hma_hashes(self, path: Path) -> dict[str, str]:
@@ -318,6 +344,23 @@ class Firebreak:
         outcome = self.store.add_item(bank, _new_item(name, recording, signals), actor)
         self._apply(outcome.change)
         return outcome
+
+    def media_path(self, path: Path) -> Path:
+        """Where `keep_media` keeps (or would keep) a copy of `path`."""
+        digest = file_digests(path).sha256
+        suffix = "".join(c for c in path.suffix.lower() if c.isalnum() or c == ".")[:10]
+        return self.settings.home / "media" / digest[:2] / f"{digest}{suffix}"
+
+    def keep_media(self, path: Path) -> Path:
+        """A copy of `path` kept under `home/media`, named by its SHA-256 (the same file is
+        kept once): what reviewers see of uploads and banked items."""
+        dest = self.media_path(path)
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            partial = dest.with_name(dest.name + ".partial")
+            shutil.copyfile(path, partial)
+            partial.replace(dest)
+        return dest
 
     def delete_bank(self, bank: str, actor: str | None = None) -> None:
         self._apply(self.store.delete_bank(bank, actor or self.settings.actor))
@@ -374,7 +417,12 @@ class Firebreak:
             matches[digest_match.item.id] = digest_match
         judged = self.judge(matches.values())
         return MatchResult(
-            str(path), judged.verdict, judged.matches, time.monotonic() - started, judged.allowed
+            str(path),
+            judged.verdict,
+            judged.matches,
+            time.monotonic() - started,
+            judged.allowed,
+            judged.acted_on,
         )
 
     def judge(self, matches: Iterable[ItemMatch]) -> Judgement:
@@ -589,16 +637,22 @@ class Firebreak:
     # Hash lists
 
     def export_bank(self, bank: str, fmt: ListFormat) -> str:
+        """The bank as a hash list in `fmt`. Hashes of types we do not know (kept from an import)
+        are written back exactly as they were read."""
         records = []
         for item in self.store.items(bank):
             records.extend(_item_records(item, self.store.item_signals(item.id), fmt))
-        return write_csv(records) if fmt is ListFormat.CSV else write_local_file(records)
+        return write_list(records, fmt)
 
-    def import_hashes(self, bank: str, text: str, fmt: ListFormat, source: str) -> ImportSummary:
-        """Bank every item of a hash list. The whole list is validated before anything is written;
-        items already in the bank (same name) are skipped."""
+    def import_hashes(
+        self, bank: str, text: str | Iterable[HashRecord], fmt: ListFormat, source: str
+    ) -> ImportSummary:
+        """Bank every item of a hash list: its `text` in `fmt`, or its records already read (a
+        fetcher's). The whole list is validated before anything is written; items already in
+        the bank (same name) are skipped; hashes of types we do not know are kept as they are
+        (`passed_through`) and exported again unchanged."""
         self.store.get_bank(bank)
-        records = read_csv(text, source) if fmt is ListFormat.CSV else read_local_file(text, source)
+        records = read_list(text, fmt, source) if isinstance(text, str) else list(text)
         new_items = _items_from_records(records, source)
         existing = {i.name for i in self.store.items(bank)}
         added = skipped = passed = 0
@@ -650,11 +704,16 @@ def _new_item(name: str, path: Path, signals: MediaSignals) -> NewItem:
 
 
 def _item_records(item: Item, values: list[SignalValue], fmt: ListFormat) -> list[HashRecord]:
+    metadata = _list_metadata(item) if fmt is ListFormat.GIFCT else {}
     frames = [v for v in values if v.signal_type == VideoSignal.name]
     records = []
     if frames:
         features = [FrameHash.from_hex(v.value, v.quality or 0, v.timestamp or 0.0) for v in frames]
-        records.append(HashRecord(VideoSignal.exchange_name, format_vpdq_json(features), item.name))
+        records.append(
+            HashRecord(
+                VideoSignal.exchange_name, format_vpdq_json(features), item.name, metadata=metadata
+            )
+        )
     for v in values:
         if v.signal_type == VideoSignal.name:
             continue
@@ -665,27 +724,35 @@ def _item_records(item: Item, values: list[SignalValue], fmt: ListFormat) -> lis
         if is_digest and item.media_kind == MediaKind.IMAGE.value and fmt is ListFormat.TE:
             continue  # ThreatExchange's digest types are video types
         name = known.exchange_name if known is not None else v.signal_type
-        records.append(HashRecord(name, v.value, item.name))
+        records.append(HashRecord(name, v.value, item.name, metadata=metadata))
     return records
+
+
+def _list_metadata(item: Item) -> dict[str, str]:
+    """What a GIFCT row says about an item: the metadata keys it has columns for."""
+    metadata = {}
+    for key in GIFCT_METADATA:
+        value = item.metadata.get(key)
+        if value is not None and value != "":
+            metadata[key] = value if isinstance(value, str) else str(value)
+    return metadata
 
 
 def _items_from_records(records: Iterable[HashRecord], source: str) -> list[NewItem]:
     grouped: dict[str, list[HashRecord]] = defaultdict(list)
     for number, record in enumerate(records, start=1):
-        name = record.item or _record_item_name(record)
-        grouped[name].append(record)
         known = signal_type_for_exchange_name(record.signal_type)
         if known is not None:
             try:
-                known.validate(record.value)
+                value = known.validate(record.value)
             except ValueError as exc:
                 raise HashListInvalid(source, record.line or number, str(exc)) from None
+            if known is not VideoSignal:
+                # A digest in capitals is the same item as in lower case (vPDQ lists are named
+                # as written, as they always were).
+                record = replace(record, value=value)
+        grouped[record_item_name(record)].append(record)
     return [_item_from_records(name, group) for name, group in grouped.items()]
-
-
-def _record_item_name(record: HashRecord) -> str:
-    digest = hashlib.sha256(f"{record.signal_type} {record.value}".encode()).hexdigest()[:16]
-    return f"{record.signal_type}-{digest}"
 
 
 def _item_from_records(name: str, records: list[HashRecord]) -> NewItem:
@@ -693,7 +760,10 @@ def _item_from_records(name: str, records: list[HashRecord]) -> NewItem:
     media_kind = "hashes"
     duration = 0.0
     md5 = sha256 = None
+    metadata: dict[str, str] = {}
     for record in records:
+        for key, value in record.metadata.items():
+            metadata.setdefault(key, value)  # the first row that says it wins
         known = signal_type_for_exchange_name(record.signal_type)
         if known is VideoSignal:
             frames = parse_vpdq(record.value)
@@ -713,7 +783,7 @@ def _item_from_records(name: str, records: list[HashRecord]) -> NewItem:
             sha256 = value if known is Sha256Signal else sha256
         else:
             values.append(SignalValue(record.signal_type, record.value))
-    return NewItem(name, media_kind, duration, tuple(values), None, md5, sha256)
+    return NewItem(name, media_kind, duration, tuple(values), None, md5, sha256, metadata)
 
 
 __all__ = ["Firebreak", "ImportSummary", "MatchResult"]

@@ -6,8 +6,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ActionRule(BaseModel):
+    """From a verdict on an upload to actions, for matches of some banks and labels.
+
+    The first rule whose bank, label (an item's or its bank's metadata `label`) and verdict fit
+    the best match decides. Actions: block, hold (for review), allow, webhook (signed POST to
+    `scan_webhook_url`), bank:NAME (bank the upload into NAME)."""
+
+    bank: str = "*"
+    label: str = "*"
+    verdict: Literal["match", "review"] = "match"
+    actions: list[str] = Field(default_factory=lambda: ["block"])
 
 
 class Settings(BaseSettings):
@@ -145,6 +158,27 @@ class Settings(BaseSettings):
         default="",
         description="CIDRs (comma-separated) whose clients may call the HMA-compatible routes "
         "without a key, as HMA's clients send none.",
+    )
+    action_rules: list[ActionRule] = Field(
+        default_factory=lambda: [
+            ActionRule(verdict="match", actions=["block"]),
+            ActionRule(verdict="review", actions=["hold"]),
+        ],
+        description="Rules from a scan's verdict to actions, first fit wins (JSON list).",
+    )
+    scan_webhook_url: str | None = Field(
+        default=None, description="Where the `webhook` action POSTs a scan's decision (signed)."
+    )
+    exchange_false_positives_to_disable: int = Field(
+        default=2,
+        description="Partners' false-positive opinions after which a shared item stops "
+        "matching until a person decides.",
+    )
+    ui_session_hours: float = Field(
+        default=8.0, gt=0, description="How long a review-console login lasts."
+    )
+    live_max_streams: int = Field(
+        default=8, description="Streams one service process watches at most (measured: 8/core)."
     )
     live_policy: dict[str, list[str]] = Field(
         default_factory=lambda: {

@@ -2,10 +2,12 @@
 # Installs the Debian packages Firebreak needs when they are missing: ffmpeg for test media,
 # espeak-ng for test speech, the FFmpeg development libraries, pkg-config and g++ to build vpdq,
 # make and swig to build tmkpy, a font for drawtext (the benchmark's captions), nginx with its RTMP
-# module for the live-stream tests, a CJK font for the on-screen text tests. Needs root to install.
+# module for the live-stream tests, a CJK font for the on-screen text tests, Chromium and its
+# WebDriver for the review UI's browser test. Needs root to install.
 set -euo pipefail
 packages=(ffmpeg espeak-ng nginx-light libnginx-mod-rtmp pkg-config libavdevice-dev libavfilter-dev libavformat-dev libavcodec-dev
-  libswresample-dev libswscale-dev libavutil-dev g++ make swig fonts-dejavu-core fonts-wqy-microhei)
+  libswresample-dev libswscale-dev libavutil-dev g++ make swig fonts-dejavu-core fonts-wqy-microhei
+  chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

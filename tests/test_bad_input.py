@@ -320,3 +320,17 @@ def test_cli_bank_add_stderr_is_exactly_the_refusal_line(
     result = cli("bank", "add", BANK, bad)
     assert result.code != 0
     assert result.stderr == f"firebreak: {bad}: empty file\n"
+
+
+def test_flat_picture_is_not_banked_because_it_would_match_every_flat_picture(
+    fb: Firebreak, tmp_path: Path
+) -> None:
+    flat = tmp_path / "blank.png"
+    ffmpeg("-f", "lavfi", "-i", "color=c=white:size=320x240", "-frames:v", "1", flat)
+    fb.create_bank("known")
+
+    with pytest.raises(MediaRejected, match="too flat"):
+        fb.bank_file("known", flat)
+
+    assert fb.store.items("known") == []
+    assert fb.hash_strings(flat, "pdq")  # it can still be hashed, only not banked

@@ -430,3 +430,46 @@ def test_stream_that_stalls_mid_way_ends_the_session_with_a_reason(
     states = [e.state for e in events if e.event == "state"]
     assert states[:2] == ["connecting", "live"] and "reconnecting" in states
     assert states[-1] in ("ended", "failed") and events[-1].detail != "stopped"
+
+
+def test_stream_watched_through_the_api_opens_an_incident_and_banks_it(
+    live_home: Path, rtmp: RtmpServer, clips: dict[str, Path], media_dir: Path, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from firebreak.api.app import create_app
+
+    media = _spliced(clips["cockatoo.mp4"], media_dir / "live-plain.mp4")
+    home = tmp_path / "home"
+    shutil.copytree(live_home, home)
+    app = create_app(_live_settings(home))
+    fb: Firebreak = app.state.fb
+    key = {"Authorization": f"Bearer {fb.store.keys.create('ingest', 'service', 'test')[1]}"}
+    moderator = {"Authorization": f"Bearer {fb.store.keys.create('mod', 'moderator', 'test')[1]}"}
+    url = rtmp.stream_url("via-api")
+
+    with TestClient(app) as client:
+        refused = client.post("/v1/live", json={"source": "/etc/passwd"}, headers=key)
+        started = client.post(
+            "/v1/live", json={"source": url, "incident_bank": "incidents"}, headers=key
+        ).json()
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", str(media)]  # noqa: RUF005
+            + ["-c", "copy", "-f", "flv", url],
+            capture_output=True,
+            check=False,
+        )
+        deadline = time.time() + 30
+        while client.get(f"/v1/live/{started['id']}", headers=key).json()["running"]:
+            assert time.time() < deadline, "the watched stream did not end"
+            time.sleep(0.5)
+        watched = client.get(f"/v1/live/{started['id']}", headers=key).json()
+        incidents = client.get(
+            "/v1/incidents", params={"status": "confirmed"}, headers=moderator
+        ).json()
+
+    assert refused.status_code == 422
+    assert watched["alerts"] == 1 and watched["state"] == "ended"
+    assert [e["item"] for e in watched["events"] if e["event"] == "alert"] == ["cockatoo.mp4"]
+    assert [i["name"] for i in incidents] == [started["incident"]]
+    assert incidents[0]["banked"]["bank"] == "incidents"

@@ -67,6 +67,32 @@ def test_operator_model_scores_its_positive_class_high(redness_model: Path) -> N
     assert red.scorer == "model:redness" and len(red.features) == len(scorer.feature_names)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_picture_model_exported_with_a_static_batch_scores_every_frame(
+    batch: int, tmp_path: Path
+) -> None:
+    x = helper.make_tensor_value_info("pictures", TensorProto.FLOAT, [batch, 3, 32, 32])
+    y = helper.make_tensor_value_info("redness", TensorProto.FLOAT, [batch, 1])
+    weights = helper.make_tensor("weights", TensorProto.FLOAT, [3, 1], [4.0, -2.0, -2.0])
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["pictures"], ["means"], axes=[2, 3], keepdims=0),
+            helper.make_node("MatMul", ["means", "weights"], ["redness"]),
+        ],
+        "static-batch",
+        [x],
+        [y],
+        [weights],
+    )
+    scorer = OnnxImageScorer(_save_model(graph, tmp_path / "static.onnx"))
+
+    red = scorer.score(_window((220, 20, 20), frames=4))
+    grey = scorer.probabilities([np.full((40, 40, 3), 128, np.uint8)] * 4)
+
+    assert red.risk > 0.9
+    assert grey.shape == (4,) and np.all(grey < 0.6)
+
+
 def test_file_that_is_no_model_is_refused_with_a_reason(tmp_path: Path) -> None:
     fake = tmp_path / "model.onnx"
     fake.write_text("not a model")

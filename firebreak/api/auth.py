@@ -27,14 +27,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "review",
             "audit:read",
             "keys:admin",
+            "live",
+            "exchange",
         }
     ),
     # Reviewers: read banks, bank what they confirm, decide incidents, read the audit log.
-    "moderator": frozenset({"banks:read", "banks:write", "match", "review", "audit:read"}),
+    "moderator": frozenset({"banks:read", "banks:write", "match", "review", "audit:read", "live"}),
     # The platform's upload path and its services: hash, match, bank.
-    "service": frozenset({"banks:read", "banks:write", "match"}),
+    "service": frozenset({"banks:read", "banks:write", "match", "live"}),
     # Another platform exchanging hashes: read banks and their hashes, look hashes up.
-    "partner": frozenset({"banks:read", "match"}),
+    "partner": frozenset({"banks:read", "match", "exchange"}),
 }
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `firebreak keys create`.")
@@ -46,6 +48,8 @@ class Caller:
 
     name: str
     role: str
+    banks: tuple[str, ...] | None = None
+    """The banks this caller may pull from the feed; None: every shared bank."""
 
     @property
     def actor(self) -> str:
@@ -66,7 +70,7 @@ def _key_caller(request: Request, credentials: HTTPAuthorizationCredentials | No
     key = firebreak_of(request).store.keys.verify(credentials.credentials)
     if key is None:
         raise HTTPException(401, "the API key is not valid", {"WWW-Authenticate": "Bearer"})
-    return Caller(key.name, key.role)
+    return Caller(key.name, key.role, key.banks)
 
 
 def _check(caller: Caller, permission: str) -> Caller:

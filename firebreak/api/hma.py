@@ -17,11 +17,14 @@ nothing and an allow-list match suppresses block-list banks.
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
 
 from firebreak.api.auth import Caller, firebreak_of, require_hma
 from firebreak.api.uploads import fetched_url, saved_upload
@@ -33,6 +36,9 @@ from firebreak.store import SignalValue
 router = APIRouter(tags=["HMA-compatible"])
 Fb = Annotated[Firebreak, Depends(firebreak_of)]
 _CONTENT_FIELDS = ("photo", "video")
+_BANK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,199}")  # as the /v1 API names banks
+# Content ids are the store's 64-bit row ids.
+ContentId = Annotated[int, PathParam(ge=0, le=2**63 - 1)]
 
 
 def _bank_json(fb: Firebreak, name: str) -> dict[str, object]:
@@ -175,9 +181,11 @@ def hma_create_bank(
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, object]:
     name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+    if not isinstance(name, str) or not name.strip():
         raise HTTPException(400, "name is required")
-    enabled = body.get("enabled", True) and float(body.get("enabled_ratio", 1.0)) > 0
+    if not _BANK_NAME.fullmatch(name):
+        raise HTTPException(400, "a bank name is letters, digits and . _ - or space, to 200")
+    enabled = bool(body.get("enabled", True)) and _ratio(body.get("enabled_ratio", 1.0)) > 0
     with request.app.state.lock:
         try:
             fb.create_bank(name, "block", caller.actor)
@@ -186,6 +194,17 @@ def hma_create_bank(
         if not enabled:
             fb.store.configure_bank(name, caller.actor, enabled=False)
         return _bank_json(fb, name)
+
+
+def _ratio(value: object) -> float:
+    """HMA's `enabled_ratio`: a number from 0 to 1."""
+    try:
+        ratio = float(value) if isinstance(value, int | float | str) else math.nan
+    except (ValueError, OverflowError):
+        ratio = math.nan
+    if not math.isfinite(ratio):
+        raise HTTPException(400, "enabled_ratio must be a number")
+    return ratio
 
 
 @router.get("/c/bank/{bank_name}", summary="A bank")
@@ -207,10 +226,7 @@ def hma_update_bank(
     if "enabled" in body:
         enabled = bool(body["enabled"])
     if "enabled_ratio" in body:
-        try:
-            enabled = float(body["enabled_ratio"]) > 0
-        except (TypeError, ValueError):
-            raise HTTPException(400, "enabled_ratio must be a number") from None
+        enabled = _ratio(body["enabled_ratio"]) > 0
     if "name" in body and body["name"] != bank_name:
         raise HTTPException(400, "renaming banks is not supported")
     with request.app.state.lock:
@@ -257,7 +273,7 @@ async def hma_add_content(
 @router.delete("/c/bank/{bank_name}/content/{content_id}", summary="Remove banked content")
 def hma_remove_content(
     bank_name: str,
-    content_id: int,
+    content_id: ContentId,
     request: Request,
     fb: Fb,
     caller: Annotated[Caller, Depends(require_hma("banks:write"))],

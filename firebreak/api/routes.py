@@ -7,27 +7,62 @@ used under one lock (the index is updated in place when banks change).
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
-from pydantic import BaseModel, Field
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+from pydantic import AfterValidator, BaseModel, Field
 
 from firebreak.api.auth import Caller, firebreak_of, require
 from firebreak.api.uploads import saved_upload
 from firebreak.incidents import IncidentDesk
-from firebreak.service import Firebreak, match_json
+from firebreak.reviews import ReviewDesk
+from firebreak.service import Firebreak
 from firebreak.store import INCIDENT_STATUSES
 from firebreak.store.repository import UNSET
+from firebreak.store.reviews import REVIEW_STATUSES
 
 router = APIRouter(prefix="/v1")
 
 Fb = Annotated[Firebreak, Depends(firebreak_of)]
+# Row ids are 64-bit; a larger number is refused (422) rather than overflowing the database.
+RowId = Annotated[int, PathParam(ge=0, le=2**63 - 1)]
+# A kept media file, typed by its name.
+_MEDIA_FILE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The media file.",
+        "content": {"image/*": {}, "video/*": {}, "application/octet-stream": {}},
+    }
+}
+_METADATA_DEPTH = 32
+
+
+def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
+    """Metadata that JSON can carry back: nested at most `_METADATA_DEPTH` deep, and no NaN or
+    infinite numbers (JSON has no form for them)."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("metadata numbers must be finite (JSON has no NaN or Infinity)")
+        if isinstance(item, dict | list):
+            if depth >= _METADATA_DEPTH:
+                raise ValueError(f"metadata is nested deeper than {_METADATA_DEPTH} levels")
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return value
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_json_safe)]
 
 
 class BankIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
     kind: Literal["block", "allow"] = "block"
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class BankChange(BaseModel):
@@ -35,12 +70,23 @@ class BankChange(BaseModel):
     enabled: bool | None = None
     match_score: float | None = Field(default=None, ge=0.0, le=1.0)
     review_score: float | None = Field(default=None, ge=0.0, le=1.0)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
 
 class LookupIn(BaseModel):
     signal_type: str = Field(min_length=1, max_length=64, examples=["pdq", "vpdq", "video_md5"])
     value: str = Field(min_length=1, max_length=2_000_000)
+
+
+class ReviewDecisionIn(BaseModel):
+    decision: Literal["confirm", "reject", "escalate"]
+    note: str = Field(default="", max_length=5000)
+    bank: str | None = Field(
+        default=None, min_length=1, max_length=200, description="confirm: the block bank."
+    )
+    allow_bank: str | None = Field(
+        default=None, min_length=1, max_length=200, description="reject: allow-list it here."
+    )
 
 
 class DecisionIn(BaseModel):
@@ -56,9 +102,14 @@ def _metadata(text: str | None) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise HTTPException(422, f"metadata is not JSON: {exc}") from None
+    except RecursionError:
+        raise HTTPException(422, "metadata is nested too deeply") from None
     if not isinstance(value, dict):
         raise HTTPException(422, "metadata must be a JSON object")
-    return value
+    try:
+        return _json_safe(value)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/whoami", summary="The calling key's name and role")
@@ -148,14 +199,12 @@ def add_item(
     extra = _metadata(metadata)
     fb.store.get_bank(bank)  # 404 before the upload is hashed
     with saved_upload(file, fb.settings) as path, request.app.state.lock:
+        # Reviewers see banked items beside what matched them: the media is kept, once banked.
+        kept = fb.media_path(path)
         outcome = fb.bank_file(
-            bank,
-            path,
-            name or path.name,
-            actor=caller.actor,
-            metadata=extra,
-            source_file=f"upload:{file.filename or path.name}",
+            bank, path, name or path.name, actor=caller.actor, metadata=extra, source_file=str(kept)
         )
+        fb.keep_media(path)
     return outcome.item.to_json() | {"created": outcome.created}
 
 
@@ -225,29 +274,98 @@ def lookup(
     }
 
 
-@router.post("/scan", summary="Hash, match and decide on an upload in one call")
+@router.post("/scan", summary="Hash, match, decide and act on an upload in one call")
 def scan(
     request: Request,
     fb: Fb,
     caller: Annotated[Caller, Depends(require("match"))],
     file: Annotated[UploadFile, File(description="An image or a video.")],
 ) -> dict[str, object]:
+    """The decision (block, hold, allow) follows the action rules; a held upload waits in the
+    review queue (`review_id`)."""
+    subject = file.filename or "upload"
     with saved_upload(file, fb.settings) as path, request.app.state.lock:
-        result = fb.match_file(path)
-    decision = {"match": "block", "review": "review", "no_match": "allow"}[result.verdict.value]
-    record = result.to_json() | {"file": file.filename, "decision": decision}
-    if result.verdict.value != "no_match" or result.allowed is not None:
-        fb.store.audit.append(
-            caller.actor,
-            f"scan.{decision}",
-            f"upload:{file.filename}",
-            f"verdict {result.verdict.value}",
-            {
-                "matches": [match_json(m) for m in result.matches[:5]],
-                "allowed_by": record.get("allowed_by"),
-            },
-        )
-    return record
+        outcome = ReviewDesk(fb).scan(path, subject, caller.actor)
+    return outcome.to_json() | {"file": subject}
+
+
+# The review queue of uploads
+
+
+def _statuses(asked: list[str] | None, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The statuses a queue listing asks for: those still waiting unless named."""
+    statuses = tuple(asked or ("open", "escalated"))
+    unknown = set(statuses) - set(known)
+    if unknown:
+        raise HTTPException(422, f"unknown status: {', '.join(sorted(unknown))}")
+    return statuses
+
+
+@router.get("/reviews", summary="Uploads held for review, highest score first")
+def list_reviews(
+    fb: Fb,
+    _: Annotated[Caller, Depends(require("review"))],
+    status: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, object]]:
+    statuses = _statuses(status, REVIEW_STATUSES)
+    return [r.to_json() for r in fb.store.reviews.queue(statuses, limit)]
+
+
+@router.get("/reviews/{review_id}", summary="A held upload with its matches")
+def get_review(
+    review_id: RowId, fb: Fb, _: Annotated[Caller, Depends(require("review"))]
+) -> dict[str, object]:
+    return fb.store.reviews.get(review_id).to_json()
+
+
+@router.get(
+    "/reviews/{review_id}/media",
+    summary="A held upload's media",
+    response_class=FileResponse,
+    responses=_MEDIA_FILE,
+)
+def review_media(
+    review_id: RowId, fb: Fb, _: Annotated[Caller, Depends(require("review"))]
+) -> FileResponse:
+    review = fb.store.reviews.get(review_id)
+    if not review.media or not Path(review.media).is_file():
+        raise HTTPException(404, "the media of this review item is no longer kept")
+    return FileResponse(review.media, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/reviews/{review_id}/decision", summary="Confirm (bank it), reject or escalate")
+def decide_review(
+    review_id: RowId,
+    body: ReviewDecisionIn,
+    request: Request,
+    fb: Fb,
+    caller: Annotated[Caller, Depends(require("review"))],
+) -> dict[str, object]:
+    desk = ReviewDesk(fb)
+    with request.app.state.lock:
+        if body.decision == "confirm":
+            review = desk.confirm(review_id, caller.actor, body.bank, body.note)
+        elif body.decision == "reject":
+            review = desk.reject(review_id, caller.actor, body.note, body.allow_bank)
+        else:
+            review = desk.escalate(review_id, caller.actor, body.note)
+    return review.to_json()
+
+
+@router.get(
+    "/banks/{bank}/items/{item}/media",
+    summary="A banked item's media, where kept",
+    response_class=FileResponse,
+    responses=_MEDIA_FILE,
+)
+def item_media(
+    bank: str, item: str, fb: Fb, _: Annotated[Caller, Depends(require("review"))]
+) -> FileResponse:
+    found = fb.store.item(bank, item)
+    if not found.source_file or not Path(found.source_file).is_file():
+        raise HTTPException(404, "the media of this item is not kept (only its hashes are)")
+    return FileResponse(found.source_file, headers={"Cache-Control": "no-store"})
 
 
 # Incidents (the live review queue) and the audit log
@@ -260,10 +378,7 @@ def list_incidents(
     status: Annotated[list[str] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, object]]:
-    statuses = tuple(status or ("open", "escalated"))
-    unknown = set(statuses) - set(INCIDENT_STATUSES)
-    if unknown:
-        raise HTTPException(422, f"unknown status: {', '.join(sorted(unknown))}")
+    statuses = _statuses(status, INCIDENT_STATUSES)
     return [i.to_json() for i in fb.store.incidents.queue(statuses, limit)]
 
 

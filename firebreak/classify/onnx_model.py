@@ -67,6 +67,8 @@ class OnnxImageScorer:
     _layout: Layout = field(init=False, repr=False, compare=False)
     _length: int = field(init=False, repr=False, compare=False)
     _side: tuple[int, int] = field(init=False, repr=False, compare=False)
+    _batch: int | None = field(init=False, repr=False, compare=False)
+    """The batch size the model is fixed to (exported with a static batch), else None."""
 
     def __post_init__(self) -> None:
         if not self.path.is_file():
@@ -100,6 +102,7 @@ class OnnxImageScorer:
         object.__setattr__(self, "_layout", layout)
         object.__setattr__(self, "_length", length)
         object.__setattr__(self, "_side", side)
+        object.__setattr__(self, "_batch", shape[0] if _fixed(shape[0]) else None)
 
     @property
     def name(self) -> str:
@@ -134,7 +137,19 @@ class OnnxImageScorer:
         if self._layout != "NCHW":
             raise FirebreakError(f"{self.path}: a clip model scores clips, not pictures")
         batch = np.stack([self._prepare(p) for p in pictures])
-        return self._run(batch, len(pictures))
+        size = self._batch
+        if size is None:
+            return self._run(batch, len(pictures))
+        # A model exported with a static batch takes exactly that many: run in slices of it,
+        # the last one padded by repeating its last picture.
+        results = []
+        for start in range(0, len(batch), size):
+            part = batch[start : start + size]
+            rows = len(part)
+            if rows < size:
+                part = np.concatenate([part, np.repeat(part[-1:], size - rows, axis=0)])
+            results.append(self._run(np.ascontiguousarray(part), size)[:rows])
+        return np.concatenate(results)
 
     def clip_probability(self, clip: Sequence[npt.NDArray[np.uint8]]) -> float:
         """The model's probability of the positive class for RGB frames in time order, as many

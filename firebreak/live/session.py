@@ -121,9 +121,9 @@ class LiveEvent:
 class LockedMatcher:
     """A matcher shared by sessions on several threads, used by one at a time."""
 
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(self, matcher: Matcher, lock: threading.RLock | None = None) -> None:
         self._matcher = matcher
-        self._lock = threading.Lock()
+        self._lock = lock or threading.RLock()
 
     def lookup_frames(
         self, views: Sequence[ViewHash], thumbs: Sequence[ThumbView]

@@ -81,7 +81,7 @@ def judge(
     match_score: float,
     review_score: float,
 ) -> Judgement:
-    """Apply each bank's rules: a disabled bank matches nothing; a bank's own thresholds stand
+    """Apply each bank's rules: a disabled bank (or item) matches nothing; a bank's own thresholds stand
     in for the settings'; a match from an allow-list bank suppresses every block-list match
     on the same query (the item is known and allowed: news footage, a counter-speech clip)."""
     shown: list[ItemMatch] = []
@@ -89,7 +89,7 @@ def judge(
     allowed: ItemMatch | None = None
     for m in matches:
         rule = rules.get(m.item.bank)
-        if rule is None or not rule.enabled:
+        if rule is None or not rule.enabled or not m.item.enabled:
             continue
         bank_match = match_score if rule.match_score is None else rule.match_score
         bank_review = review_score if rule.review_score is None else rule.review_score

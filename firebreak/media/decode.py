@@ -7,9 +7,12 @@ hold ten hours, change resolution mid-stream, or be cut short.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -22,6 +25,11 @@ from firebreak.settings import Settings
 
 AUDIO_SAMPLE_RATE = 16_000
 _FAST_DECODE_THREADS = 8
+_READ_AHEAD_BYTES = 16 << 20  # sampled frames decoded ahead of their consumer, at most this much
+_MAX_READ_AHEAD = 64
+_DECODED_AHEAD_BYTES = 8 << 20  # decoded frames waiting to be scaled, at most this much
+_MAX_DECODED_AHEAD = 8
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True)
@@ -88,21 +96,23 @@ class VideoFrames:
         self._size = size
         self._grey = grey
         self._audio_chunks: list[npt.NDArray[np.float32]] | None = [] if with_audio else None
+        self._audio_taken = 0
         self.decoded_duration_s = 0.0
         self.audio = np.zeros(0, np.float32)
 
     def __iter__(self) -> Iterator[SampledFrame]:
-        to_pixels = grey_pixels if self._grey else _rgb_pixels
         last: float | None = None
-        for frame in _iter_sampled_frames(
-            self.info,
-            self._settings,
-            self._fps,
+        # Two threads: one decodes (the decoder releases the GIL) and one scales the decoded
+        # frames, so that the decoder is fed without pause while the consumer hashes what it has.
+        decoded = _iter_sampled_frames(
+            self.info, self._settings, self._fps, self._audio_chunks, fast=self._grey
+        )
+        pictures = _pictures(
+            _read_ahead(decoded, self._decoded_depth(), "firebreak-decode"),
+            grey_pixels if self._grey else _rgb_pixels,
             self._size,
-            self._audio_chunks,
-            to_pixels,
-            fast=self._grey,
-        ):
+        )
+        for frame in _read_ahead(pictures, self._sampled_depth(), "firebreak-decode-pixels"):
             last = frame.timestamp
             yield frame
         self.decoded_duration_s = _checked_decoded_duration(
@@ -111,6 +121,91 @@ class VideoFrames:
         if self._audio_chunks:
             self.audio = np.concatenate(self._audio_chunks)
             self._audio_chunks = []
+
+    def take_audio(self) -> list[npt.NDArray[np.float32]]:
+        """While iterating: the audio decoded since the last call, in order (mono PCM at 16 kHz).
+
+        Once the loop has ended, `audio` holds all of it, taken or not."""
+        chunks = self._audio_chunks or []
+        taken = chunks[self._audio_taken :]
+        self._audio_taken += len(taken)
+        return taken
+
+    def _decoded_depth(self) -> int:
+        """How many decoded frames (full size, about 1.5 bytes a pixel) may wait to be scaled."""
+        frame_bytes = max(1, self.info.width * self.info.height * 3 // 2)
+        return max(2, min(_MAX_DECODED_AHEAD, _DECODED_AHEAD_BYTES // frame_bytes))
+
+    def _sampled_depth(self) -> int:
+        """How many sampled frames may wait for the consumer: a byte budget's worth."""
+        if self._size > 0:
+            side = 2 * self._size  # a reduced frame is under twice the size on either side
+            frame_bytes = side * side
+        else:
+            frame_bytes = max(1, self.info.width * self.info.height)
+        frame_bytes *= 1 if self._grey else 3
+        return max(2, min(_MAX_READ_AHEAD, _READ_AHEAD_BYTES // frame_bytes))
+
+
+def _pictures(
+    decoded: Generator[tuple[float, av.VideoFrame], None, None],
+    to_pixels: Callable[[av.VideoFrame, int], npt.NDArray[np.uint8]],
+    size: int,
+) -> Generator[SampledFrame, None, None]:
+    try:
+        for t, frame in decoded:
+            yield SampledFrame(round(t, 3), to_pixels(frame, size))
+    finally:
+        decoded.close()
+
+
+def _read_ahead(
+    source: Generator[_Item, None, None], depth: int, name: str
+) -> Generator[_Item, None, None]:
+    """The items of `source`, produced by a thread of their own up to `depth` ahead of the consumer.
+
+    An error in the thread is raised here, at the point of the stream where it happened; a consumer
+    that stops early stops the thread (which closes `source`, and so the container) before this
+    generator ends."""
+    handoff: queue.Queue[_Item | _Failure | None] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: _Item | _Failure | None) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in source:
+                if not offer(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(_Failure(exc))
+        else:
+            offer(None)
+        finally:
+            source.close()
+
+    producer = threading.Thread(target=produce, name=name, daemon=True)
+    producer.start()
+    try:
+        while (item := handoff.get()) is not None:
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        producer.join()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
 
 
 def decode_video(
@@ -148,11 +243,11 @@ def _iter_sampled_frames(
     info: MediaInfo,
     settings: Settings,
     fps: float,
-    size: int,
     audio_out: list[npt.NDArray[np.float32]] | None,
-    to_pixels: Callable[[av.VideoFrame, int], npt.NDArray[np.uint8]],
     fast: bool,
-) -> Iterator[SampledFrame]:
+) -> Generator[tuple[float, av.VideoFrame], None, None]:
+    """(time, frame) of each sampled frame as decoded; audio, resampled, is appended to
+    `audio_out`."""
     started = time.monotonic()
     errors = 0
     decoded_frames = 0
@@ -223,7 +318,7 @@ def _iter_sampled_frames(
                     )
                 if not sampler.wants(t, frame_period):
                     continue
-                yield SampledFrame(round(t, 3), to_pixels(frame, size))
+                yield t, frame
 
 
 def _rgb_pixels(frame: av.VideoFrame, size: int) -> npt.NDArray[np.uint8]:

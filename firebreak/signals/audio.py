@@ -157,20 +157,85 @@ def soundtrack_peaks(
 
     Each block is analysed with `margin_s` of context either side (more than the peak picker's
     reach) and keeps the peaks of its own span; the loudness floor is the block's own."""
-    samples = np.asarray(pcm, dtype=np.float32).reshape(-1)
-    block, margin = round(block_s * rate), round(margin_s * rate)
-    if len(samples) <= block + 2 * margin:
-        return audio_peaks(samples, rate, params)
-    times: list[Floats] = []
-    freqs: list[Floats] = []
-    for start in range(0, len(samples), block):
-        lo = max(0, start - margin)
-        part = audio_peaks(samples[lo : start + block + margin], rate, params)
+    peaks = SoundtrackPeaks(rate, params, block_s, margin_s)
+    peaks.add(pcm)
+    return peaks.finish()
+
+
+class SoundtrackPeaks:
+    """`soundtrack_peaks` of a soundtrack that arrives in pieces, the same to the bit.
+
+    Each block is analysed as soon as the samples its context reaches have arrived (and the
+    soundtrack is known to be long enough to be cut into blocks), so that the work can overlap
+    with decoding the rest; `finish` analyses what is left."""
+
+    def __init__(
+        self,
+        rate: int,
+        params: AudioParams = DEFAULT_AUDIO_PARAMS,
+        block_s: float = 30.0,
+        margin_s: float = 2.0,
+    ) -> None:
+        self._rate = rate
+        self._params = params
+        self._block = round(block_s * rate)
+        self._margin = round(margin_s * rate)
+        self._pending: list[Floats] = []
+        self._pending_start = 0  # sample index of the first pending sample
+        self._received = 0
+        self._next_block = 0  # sample index where the next block to analyse starts
+        self._times: list[Floats] = []
+        self._freqs: list[Floats] = []
+
+    def add(self, pcm: npt.NDArray[np.float32]) -> None:
+        """Take the next samples; analyse every block whose context is now complete."""
+        samples = np.asarray(pcm, dtype=np.float32).reshape(-1)
+        if len(samples) == 0:
+            return
+        self._pending.append(samples)
+        self._received += len(samples)
+        if self._received <= self._block + 2 * self._margin:
+            return  # may yet be short enough to be analysed whole
+        while self._received >= self._next_block + self._block + self._margin:
+            self._analyse_next_block()
+
+    def finish(self) -> AudioPeaks:
+        """The peaks of everything added."""
+        samples = self._pending_samples()
+        duration = self._received / self._rate
+        if self._received <= self._block + 2 * self._margin:
+            return audio_peaks(samples, self._rate, self._params)
+        while self._next_block < self._received:
+            self._analyse_next_block()
+        return AudioPeaks(np.concatenate(self._times), np.concatenate(self._freqs), duration)
+
+    def _pending_samples(self) -> Floats:
+        if len(self._pending) != 1:
+            self._pending = [
+                np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
+            ]
+        return self._pending[0]
+
+    def _analyse_next_block(self) -> None:
+        rate, start = self._rate, self._next_block
+        lo = max(0, start - self._margin)
+        pending = self._pending_samples()
+        part = audio_peaks(
+            pending[
+                lo - self._pending_start : start + self._block + self._margin - self._pending_start
+            ],
+            rate,
+            self._params,
+        )
         shifted = part.times + lo / rate
-        own = (shifted >= start / rate) & (shifted < (start + block) / rate)
-        times.append(shifted[own].astype(np.float32))
-        freqs.append(part.freqs[own])
-    return AudioPeaks(np.concatenate(times), np.concatenate(freqs), len(samples) / rate)
+        own = (shifted >= start / rate) & (shifted < (start + self._block) / rate)
+        self._times.append(shifted[own].astype(np.float32))
+        self._freqs.append(part.freqs[own])
+        self._next_block = start + self._block
+        # The next block's context starts a margin before it: nothing before that is needed again.
+        keep_from = max(0, self._next_block - self._margin)
+        self._pending = [pending[keep_from - self._pending_start :]]
+        self._pending_start = keep_from
 
 
 def audio_landmarks(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +24,7 @@ from firebreak.media import (
 )
 from firebreak.media.decode import AUDIO_SAMPLE_RATE
 from firebreak.settings import Settings
-from firebreak.signals.audio import AudioPeaks, soundtrack_peaks
+from firebreak.signals.audio import AudioPeaks, SoundtrackPeaks, soundtrack_peaks
 from firebreak.signals.base import FrameHash
 from firebreak.signals.pdq import pdq_hash_pixels
 from firebreak.signals.thumb import bank_thumbs
@@ -38,6 +40,7 @@ from firebreak.signals.views import (
 )
 
 _CHUNK = 1 << 20
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,8 @@ def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
     and every video frame are cut from small decoded frames.
     """
     info = probe_media(path, settings)
-    digests = file_digests(path)
     if info.kind is MediaKind.IMAGE:
+        digests = file_digests(path)
         pixels = load_image_rgb(path, settings)
         small = _shrink(pixels, settings.query_decode_size)
         box = detect_content_box([small])
@@ -135,34 +138,72 @@ def hash_query_file(path: Path, settings: Settings) -> QuerySignals:
         exact = ViewHash("frame", pdq_hash_pixels(pixels))
         image_thumbs = query_thumb_views([(0.0, small)], regions, settings.query_thumb_fps)
         return QuerySignals(info, digests, (exact, *image_views[1:]), box, 0.0, tuple(image_thumbs))
+    pending_digests = _Background(file_digests, path)
     stream = VideoFrames(
         info, settings, settings.query_fps, settings.query_decode_size, with_audio=True, grey=True
     )
     views: list[ViewHash] = []
     thumbs: list[ThumbView] = []
     boxes: list[ContentBox] = []
-    for window in _windows(stream, settings.query_window_s):
-        # Borders and panels are found per window, so compilations may change layout.
-        pictures = [pixels for _, pixels in window]
-        box = detect_content_box(pictures)
-        regions = named_regions(box, detect_layout_regions(pictures))
-        views.extend(query_view_hashes(window, regions))
-        thumbs.extend(query_thumb_views(window, regions, settings.query_thumb_fps))
-        boxes.append(box)
+    # The file is digested, and its soundtrack analysed, while the frames are being decoded.
+    soundtrack = SoundtrackPeaks(AUDIO_SAMPLE_RATE)
+    fed = 0
+    windows = _windows(stream, settings.query_window_s)
+    try:
+        for window in windows:
+            # Borders and panels are found per window, so compilations may change layout.
+            pictures = [pixels for _, pixels in window]
+            box = detect_content_box(pictures)
+            regions = named_regions(box, detect_layout_regions(pictures))
+            views.extend(query_view_hashes(window, regions))
+            thumbs.extend(query_thumb_views(window, regions, settings.query_thumb_fps))
+            boxes.append(box)
+            for chunk in stream.take_audio():
+                soundtrack.add(chunk)
+                fed += len(chunk)
+    except BaseException:
+        windows.close()  # stops the decoding thread now, not when the traceback is let go
+        pending_digests.result()  # a file that cannot be read is refused for that, as it always was
+        raise
+    soundtrack.add(stream.audio[fed:])
     return QuerySignals(
         info,
-        digests,
+        pending_digests.result(),
         tuple(views),
         boxes[0] if boxes else ContentBox(),
         stream.decoded_duration_s,
         tuple(thumbs),
-        _soundtrack_peaks(stream.audio),
+        _finished_peaks(soundtrack, len(stream.audio)),
     )
+
+
+class _Background(Generic[_T]):
+    """`function(argument)` run by a thread of its own; `result` waits for it and returns its value
+    or raises its error. (Reading and hashing a file release the GIL.)"""
+
+    def __init__(self, function: Callable[[Path], _T], argument: Path) -> None:
+        self._value: _T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function, argument), daemon=True)
+        self._thread.start()
+
+    def _run(self, function: Callable[[Path], _T], argument: Path) -> None:
+        try:
+            self._value = function(argument)
+        except BaseException as exc:  # raised by `result`, in the caller's thread
+            self._error = exc
+
+    def result(self) -> _T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def _windows(
     frames: Iterable[SampledFrame], seconds: float
-) -> Iterator[list[tuple[float, npt.NDArray[np.uint8]]]]:
+) -> Generator[list[tuple[float, npt.NDArray[np.uint8]]], None, None]:
     """Consecutive runs of frames spanning `seconds` each (the last may be shorter)."""
     window: list[tuple[float, npt.NDArray[np.uint8]]] = []
     for frame in frames:
@@ -179,6 +220,14 @@ def _soundtrack_peaks(audio: npt.NDArray[np.float32]) -> AudioPeaks | None:
     if len(audio) < AUDIO_SAMPLE_RATE:  # under a second: nothing to match on
         return None
     peaks = soundtrack_peaks(audio, AUDIO_SAMPLE_RATE)
+    return peaks if len(peaks) else None
+
+
+def _finished_peaks(soundtrack: SoundtrackPeaks, samples: int) -> AudioPeaks | None:
+    """`_soundtrack_peaks` of a soundtrack `samples` long, analysed as it arrived."""
+    if samples < AUDIO_SAMPLE_RATE:
+        return None
+    peaks = soundtrack.finish()
     return peaks if len(peaks) else None
 
 

@@ -62,7 +62,7 @@ def pdq_hash_luma64(
         return [], []
     pictures = np.asarray(lumas, dtype=np.float32).reshape(-1, PDQ_SIZE, PDQ_SIZE)
     coefficients = np.asarray(_DCT @ pictures @ _DCT.T, dtype=np.float32)
-    qualities = _quality(pictures)
+    qualities = _quality(np.asarray(lumas, dtype=np.int16).reshape(-1, PDQ_SIZE, PDQ_SIZE))
     straight = _bits_to_hashes(coefficients, qualities, timestamps)
     mirrored = _bits_to_hashes(
         np.asarray(coefficients * _MIRROR_SIGNS, dtype=np.float32), qualities, timestamps
@@ -70,10 +70,14 @@ def pdq_hash_luma64(
     return straight, mirrored
 
 
-def _quality(pictures: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
-    """PDQ's image-domain quality: quantised gradient magnitudes summed, scaled to 0..100."""
-    down = np.abs(np.trunc((pictures[:, :-1, :] - pictures[:, 1:, :]) * 100 / 255))
-    across = np.abs(np.trunc((pictures[:, :, :-1] - pictures[:, :, 1:]) * 100 / 255))
+def _quality(pictures: npt.NDArray[np.int16]) -> npt.NDArray[np.int64]:
+    """PDQ's image-domain quality: quantised gradient magnitudes summed, scaled to 0..100.
+
+    The reference truncates `|a - b| * 100 / 255` computed in float; for whole grey levels that is
+    the integer quotient, done here in int16 (at most 25,500) at a fraction of the cost."""
+    hundred, full = np.int16(100), np.int16(255)
+    down = np.abs(pictures[:, :-1, :] - pictures[:, 1:, :]) * hundred // full
+    across = np.abs(pictures[:, :, :-1] - pictures[:, :, 1:]) * hundred // full
     total = down.sum(axis=(1, 2), dtype=np.int64) + across.sum(axis=(1, 2), dtype=np.int64)
     return np.asarray(np.minimum(total // 90, 100), dtype=np.int64)
 

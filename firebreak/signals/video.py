@@ -7,6 +7,7 @@ python-threatexchange's `vpdq` signal string, a JSON list of those feature strin
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 
 from firebreak.signals.base import FrameHash, SignalType, hamming_distance, normalise_hex256
@@ -46,8 +47,8 @@ def parse_feature(value: str) -> FrameHash:
     timestamp = float(time_part)
     if not 0 <= quality <= 100:
         raise ValueError(f"vPDQ quality out of range: {quality}")
-    if timestamp < 0:
-        raise ValueError(f"negative vPDQ timestamp: {timestamp}")
+    if not math.isfinite(timestamp) or timestamp < 0:
+        raise ValueError(f"vPDQ timestamp out of range: {time_part[:80]!r}")
     return FrameHash.from_hex(hex_part, quality, timestamp)
 
 
@@ -64,6 +65,8 @@ def parse_vpdq(value: str) -> list[FrameHash]:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid vPDQ JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("invalid vPDQ JSON: nested too deeply") from None
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise ValueError("vPDQ JSON must be a list of feature strings")
         lines = items

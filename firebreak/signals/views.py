@@ -23,7 +23,7 @@ from PIL import Image
 from firebreak.signals.base import FrameHash
 from firebreak.signals.geometry import Corners, find_insets, find_screen, unwarp
 from firebreak.signals.pdq import PDQ_SIZE, pdq_hash_luma64
-from firebreak.signals.thumb import thumb_vector
+from firebreak.signals.thumb import box_scaled_lumas, thumb_vectors
 
 _MAX_BOX_FRAMES = 32
 _MIN_BORDER = 0.03  # borders thinner than this share of the frame are not worth a view
@@ -246,6 +246,11 @@ def _pdq_size_luma(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.asarray(small, dtype=np.uint8)
 
 
+def _pdq_size_lumas(crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.uint8]:
+    """`_pdq_size_luma` of each of `crops`, as one array (crops × 64 × 64)."""
+    return box_scaled_lumas(crops, PDQ_SIZE, _pdq_size_luma)
+
+
 def named_regions(box: ContentBox, panels: Sequence[ContentBox]) -> list[tuple[str, ContentBox]]:
     """The regions a query frame is looked at in: the whole frame, its content box, its panels
     (a filmed screen among them is named so)."""
@@ -266,10 +271,14 @@ def query_view_hashes(
     """PDQ of every region of every (timestamp, pixels) frame, as it is and mirrored."""
     names = [name for name, _ in regions] * len(frames)
     timestamps = [timestamp for timestamp, _ in frames for _ in regions]
-    lumas = [_pdq_size_luma(region.crop(pixels)) for _, pixels in frames for _, region in regions]
-    if not lumas:
+    if not names:
         return []
-    straight, mirrored = pdq_hash_luma64(np.stack(lumas), timestamps)
+    # Each region of every frame at once (frames × regions, in that order).
+    per_region = [
+        _pdq_size_lumas([region.crop(pixels) for _, pixels in frames]) for _, region in regions
+    ]
+    lumas = np.stack(per_region, axis=1).reshape(-1, PDQ_SIZE, PDQ_SIZE)
+    straight, mirrored = pdq_hash_luma64(lumas, timestamps)
     views: list[ViewHash] = []
     for name, plain, flipped in zip(names, straight, mirrored, strict=True):
         views += [ViewHash(name, plain), ViewHash(f"{name}_mirror", flipped)]
@@ -290,14 +299,20 @@ def query_thumb_views(
         for i, (timestamp, pixels) in enumerate(frames)
         if i == 0 or math.floor(timestamp * fps) != math.floor(frames[i - 1][0] * fps)
     ]
-    for timestamp, pixels in picked:
-        for name, region in regions:
-            crop = region.crop(pixels)
-            vector = thumb_vector(crop)
+    if not picked:
+        return views
+    straight: list[list[npt.NDArray[np.float32]]] = []
+    flipped: list[list[npt.NDArray[np.float32]]] = []
+    for _, region in regions:
+        crops = [region.crop(pixels) for _, pixels in picked]
+        straight.append(thumb_vectors(crops))
+        flipped.append(thumb_vectors([crop[:, ::-1] for crop in crops]))
+    for i, (timestamp, _) in enumerate(picked):
+        for r, (name, _) in enumerate(regions):
+            vector = straight[r][i]
             if vector.any():
-                mirrored = thumb_vector(np.ascontiguousarray(crop[:, ::-1]))
                 views += [
                     ThumbView(name, timestamp, vector),
-                    ThumbView(f"{name}_mirror", timestamp, mirrored),
+                    ThumbView(f"{name}_mirror", timestamp, flipped[r][i]),
                 ]
     return views

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +25,9 @@ from firebreak.store.models import ApiKeyRow, utcnow
 
 ROLES = ("admin", "moderator", "service", "partner")
 _PREFIX = "fbk"
+_KEY_ID = re.compile(r"[0-9a-f]{8}")
+# The API audits a key's calls as `key:NAME`, in 200-character columns (actor, added_by, …).
+_NAME_LENGTH = 200 - len("key:")
 
 
 class KeyRefused(FirebreakError):
@@ -37,6 +43,8 @@ class ApiKey:
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+    banks: tuple[str, ...] | None = None
+    """The banks a partner key may pull from the feed; None: every shared bank."""
 
     @property
     def active(self) -> bool:
@@ -51,12 +59,14 @@ class ApiKeys:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def create(self, name: str, role: str, actor: str) -> tuple[ApiKey, str]:
+    def create(
+        self, name: str, role: str, actor: str, banks: Sequence[str] | None = None
+    ) -> tuple[ApiKey, str]:
         """A new key for `name` with `role`; the key itself is returned here and never again."""
         if role not in ROLES:
             raise KeyRefused(f"role must be one of {', '.join(ROLES)}")
-        if not name.strip() or len(name) > 200:
-            raise KeyRefused("a key needs a name of 1 to 200 characters")
+        if not name.strip() or len(name) > _NAME_LENGTH:
+            raise KeyRefused(f"a key needs a name of 1 to {_NAME_LENGTH} characters")
         key_id = secrets.token_hex(4)
         key = f"{_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         with self._sessions.begin() as session:
@@ -69,17 +79,19 @@ class ApiKeys:
                 digest=_digest(key),
                 created_at=utcnow(),
                 created_by=actor,
+                banks=json.dumps(sorted(banks)) if banks is not None else None,
             )
             session.add(row)
-            write_audit(session, actor, "key.create", f"key:{name}", f"role {role}")
+            scope = f", banks {', '.join(sorted(banks))}" if banks is not None else ""
+            write_audit(session, actor, "key.create", f"key:{name}", f"role {role}{scope}")
             session.flush()
             return _key(row), key
 
     def verify(self, key: str) -> ApiKey | None:
         """The active key `key` is, or None: unknown, malformed or revoked."""
         parts = key.split("_", 2)
-        if len(parts) != 3 or parts[0] != _PREFIX or len(parts[1]) != 8:
-            return None
+        if len(parts) != 3 or parts[0] != _PREFIX or not _KEY_ID.fullmatch(parts[1]):
+            return None  # nothing looked up: no malformed id (or NUL, which PostgreSQL refuses)
         with self._sessions() as session:
             row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == parts[1]))
         if row is None or row.revoked_at is not None:
@@ -105,6 +117,14 @@ class ApiKeys:
 
 
 def _key(row: ApiKeyRow) -> ApiKey:
+    banks = tuple(json.loads(row.banks)) if row.banks is not None else None
     return ApiKey(
-        row.id, row.name, row.role, row.key_id, row.created_at, row.created_by, row.revoked_at
+        row.id,
+        row.name,
+        row.role,
+        row.key_id,
+        row.created_at,
+        row.created_by,
+        row.revoked_at,
+        banks,
     )

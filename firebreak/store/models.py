@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -51,6 +52,8 @@ class BankRow(Base):
     match_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     review_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     metadata_json: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Published in the feed partners pull."""
     items: Mapped[list[ItemRow]] = relationship(
         back_populates="bank", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -74,6 +77,8 @@ class ItemRow(Base):
     added_by: Mapped[str] = mapped_column(String(200))
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     metadata_json: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """False: kept, but matches nothing (partners called it a false positive) until decided."""
     bank: Mapped[BankRow] = relationship(back_populates="items")
     signals: Mapped[list[SignalRow]] = relationship(
         back_populates="item", cascade="all, delete-orphan", passive_deletes=True
@@ -190,3 +195,97 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    banks: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """A JSON list of the banks a (partner) key may pull; None: every bank its role allows."""
+
+
+class ReviewRow(Base):
+    """An upload held for people to look at: its media kept, its matches, the decision on it.
+
+    Lifecycle: open ──► confirmed (banked, blocked) | rejected (optionally allow-listed)
+                  └──► escalated ──► confirmed | rejected
+    """
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_status_score", "status", "score"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    media: Mapped[str | None] = mapped_column(Text, nullable=True)
+    media_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    verdict: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    matches: Mapped[str] = mapped_column(Text, default="[]")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    banked_bank: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    banked_item: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class FeedEventRow(Base):
+    """One change to a shared bank, as partners pull it: an item added, removed (a tombstone), or
+    an opinion on it. `cursor` only grows, so a partner resumes after the last one it applied."""
+
+    __tablename__ = "feed_events"
+    __table_args__ = (Index("ix_feed_events_bank_cursor", "bank", "cursor"),)
+
+    cursor: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
+    )
+    bank: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    item_uid: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SubscriptionRow(Base):
+    """A partner's shared bank this instance pulls, and how far it has applied it."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    remote_bank: Mapped[str] = mapped_column(String(200))
+    local_bank: Mapped[str] = mapped_column(String(200))
+    publisher_key: Mapped[str] = mapped_column(Text)
+    """The publisher's Ed25519 public key (PEM): batches signed by anything else are refused."""
+    token_env: Mapped[str] = mapped_column(String(200))
+    """The environment variable that holds the partner token (secrets stay out of the store)."""
+    last_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_pulled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ImportedItemRow(Base):
+    """Which local item an item pulled from a partner became, so removals and repeats apply once."""
+
+    __tablename__ = "imported_items"
+    __table_args__ = (UniqueConstraint("subscription_id", "origin_uid", name="uq_imported_origin"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    origin_uid: Mapped[str] = mapped_column(String(200))
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("items.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+class OpinionRow(Base):
+    """A partner's opinion on one of this instance's shared items."""
+
+    __tablename__ = "opinions"
+    __table_args__ = (UniqueConstraint("item_id", "partner", name="uq_opinions_item_partner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    partner: Mapped[str] = mapped_column(String(200))
+    opinion: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

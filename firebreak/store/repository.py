@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -17,15 +18,19 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from firebreak.errors import BankExists, BankNotFound, ItemNotFound
+from firebreak.store.feed import Feed, Subscriptions, lock_feed
 from firebreak.store.incidents import AuditLog, Incidents, write_audit
 from firebreak.store.keys import ApiKeys
-from firebreak.store.models import BankRow, CounterRow, ItemRow, SignalRow
+from firebreak.store.models import BankRow, CounterRow, FeedEventRow, ItemRow, SignalRow
+from firebreak.store.reviews import Reviews
 
 INDEX_VERSION = "index_version"
+_ITEM_NAME_LENGTH = 500  # items.name's length
 
 
 class Unset:
@@ -48,10 +53,12 @@ class Bank:
     """Score at which this bank's items match; the settings' `match_score` when None."""
     review_score: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    shared: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,
+            "shared": self.shared,
             "kind": self.kind,
             "enabled": self.enabled,
             "match_score": self.match_score,
@@ -86,9 +93,12 @@ class Item:
     added_by: str
     added_at: datetime
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    enabled: bool = True
 
     def to_json(self) -> dict[str, object]:
         return {
+            "id": self.id,
+            "enabled": self.enabled,
             "bank": self.bank,
             "name": self.name,
             "media_kind": self.media_kind,
@@ -164,14 +174,38 @@ def value_key(value: str) -> str:
     return value if len(value) <= 64 else hashlib.sha256(value.encode()).hexdigest()
 
 
+_MIGRATING = threading.Lock()
+_MIGRATION_LOCK = 0x46697265627265  # PostgreSQL advisory lock key held while migrating
+
+
 def run_migrations(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision."""
     script_location = str(resources.files("firebreak.store") / "migrations")
     config = Config()
     config.set_main_option("script_location", script_location)
-    with engine.begin() as connection:
+    # Alembic's context is process-global, and processes starting together on one database
+    # would each create the same tables: one migration at a time, per process and per database.
+    with _MIGRATING, engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        elif connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, before any read
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _explain_postgres_errors(engine: Engine) -> None:
+    """Values PostgreSQL cannot hold, which SQLite keeps (text with NUL characters, strings
+    longer than their column), are a ValueError saying so, as other bad input is, not a
+    database error."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        error = context.original_exception
+        if "NUL (0x00)" in str(error):
+            raise ValueError("text cannot contain NUL (0x00) characters") from error
+        if getattr(error, "sqlstate", None) == "22001":  # string_data_right_truncation
+            raise ValueError(f"a value is too long: {str(error).splitlines()[0]}") from error
 
 
 def _enable_sqlite_foreign_keys(engine: Engine) -> None:
@@ -190,15 +224,22 @@ class Store:
     def __init__(self, url: str, indexed_types: Sequence[str]) -> None:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url)
+        # pool_pre_ping: a connection the server dropped (a restart, an idle timeout) is
+        # replaced before a request uses it, instead of failing that request.
+        self.engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             _enable_sqlite_foreign_keys(self.engine)
+        elif self.engine.dialect.name == "postgresql":
+            _explain_postgres_errors(self.engine)
         run_migrations(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.indexed_types = tuple(indexed_types)
         self.incidents = Incidents(self._sessions)
         self.audit = AuditLog(self._sessions)
         self.keys = ApiKeys(self._sessions)
+        self.reviews = Reviews(self._sessions)
+        self.feed = Feed(self._sessions)
+        self.subscriptions = Subscriptions(self._sessions)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -235,8 +276,10 @@ class Store:
         match_score: float | Unset | None = UNSET,
         review_score: float | Unset | None = UNSET,
         metadata: Mapping[str, Any] | None = None,
+        shared: bool | None = None,
     ) -> Bank:
-        """Change a bank's settings (only those given); the change is audited."""
+        """Change a bank's settings (only those given); the change is audited. Sharing a bank
+        publishes its items, and from then on every change, in the feed partners pull."""
         if kind is not None and kind not in BANK_KINDS:
             raise ValueError(f"bank kind must be one of {', '.join(BANK_KINDS)}")
         for score in (match_score, review_score):
@@ -256,6 +299,14 @@ class Store:
             if metadata is not None:
                 row.metadata_json = json.dumps(dict(metadata), sort_keys=True)
                 changes["metadata"] = dict(metadata)
+            if shared is not None and shared != row.shared:
+                row.shared = changes["shared"] = shared
+                if shared:  # partners get the bank as it is, then every change
+                    lock_feed(session)
+                    for item in session.scalars(
+                        select(ItemRow).where(ItemRow.bank_id == row.id).order_by(ItemRow.id)
+                    ):
+                        session.add(_feed_add(row.name, item))
             write_audit(session, actor, "bank.configure", f"bank:{name}", "", changes)
             session.flush()
             return self._bank(session, row)
@@ -363,8 +414,16 @@ class Store:
 
     # Items
 
-    def add_item(self, bank_name: str, new: NewItem, added_by: str) -> AddOutcome:
-        """Bank `new`; a file already in the bank (same SHA-256) is returned unchanged."""
+    def add_item(
+        self,
+        bank_name: str,
+        new: NewItem,
+        added_by: str,
+        within: Callable[[Session, int], None] | None = None,
+    ) -> AddOutcome:
+        """Bank `new`; a file already in the bank (same SHA-256) is returned unchanged.
+        `within(session, item_id)` runs in the same transaction (with the id of the item already
+        there, when the file was)."""
         with self._sessions.begin() as session:
             bank = self._bank_row(session, bank_name)
             if new.source_sha256 is not None:
@@ -374,6 +433,8 @@ class Store:
                     )
                 )
                 if existing is not None:
+                    if within is not None:
+                        within(session, existing.id)
                     version = self._counter(session, INDEX_VERSION)
                     return AddOutcome(
                         _item(existing, bank.name), False, IndexChange((), (), version)
@@ -419,9 +480,20 @@ class Store:
                 if added
                 else self._counter(session, INDEX_VERSION)
             )
+            if bank.shared:
+                lock_feed(session)
+                session.add(_feed_add(bank.name, row))
+            if within is not None:
+                within(session, row.id)
             return AddOutcome(_item(row, bank.name), True, IndexChange(added, (), version))
 
-    def remove_item(self, bank_name: str, item_name: str, actor: str = "cli") -> IndexChange:
+    def remove_item(
+        self,
+        bank_name: str,
+        item_name: str,
+        actor: str = "cli",
+        within: Callable[[Session], None] | None = None,
+    ) -> IndexChange:
         with self._sessions.begin() as session:
             bank = self._bank_row(session, bank_name)
             item_id = session.scalar(
@@ -441,6 +513,11 @@ class Store:
             session.execute(delete(SignalRow).where(SignalRow.item_id == item_id))
             session.execute(delete(ItemRow).where(ItemRow.id == item_id))
             write_audit(session, actor, "bank.remove", f"bank:{bank_name}", f"item {item_name}")
+            if bank.shared:
+                lock_feed(session)
+                session.add(FeedEventRow(bank=bank.name, kind="remove", item_uid=str(item_id)))
+            if within is not None:
+                within(session)
             version = self._bump(session, INDEX_VERSION)
             return IndexChange((), removed, version)
 
@@ -527,21 +604,27 @@ class Store:
             row.match_score,
             row.review_score,
             json.loads(row.metadata_json),
+            row.shared,
         )
 
     def _free_item_name(self, session: Session, bank_id: int, wanted: str) -> str:
         """`wanted`, or `wanted (2)`, `(3)`… when another file of that name is already banked."""
+        # Names fit the column (PostgreSQL refuses longer ones, SQLite would keep them), and the
+        # prefix is matched literally: `%`, `_` and `\\` (PostgreSQL's escape) are escaped.
+        wanted = wanted[:_ITEM_NAME_LENGTH]
+        prefix = wanted[: _ITEM_NAME_LENGTH - 24]  # of every `wanted (n)` that fits
         taken = set(
             session.scalars(
                 select(ItemRow.name).where(
-                    ItemRow.bank_id == bank_id, ItemRow.name.startswith(wanted)
+                    ItemRow.bank_id == bank_id, ItemRow.name.startswith(prefix, autoescape=True)
                 )
             ).all()
         )
         name, n = wanted, 1
         while name in taken:
             n += 1
-            name = f"{wanted} ({n})"
+            suffix = f" ({n})"
+            name = wanted[: _ITEM_NAME_LENGTH - len(suffix)] + suffix
         return name
 
     def _counter(self, session: Session, name: str) -> int:
@@ -567,4 +650,21 @@ def _item(row: ItemRow, bank_name: str) -> Item:
         row.added_by,
         row.added_at,
         json.loads(row.metadata_json),
+        row.enabled,
+    )
+
+
+def _feed_add(bank: str, row: ItemRow) -> FeedEventRow:
+    """The feed event that publishes an item: everything a partner needs to bank it."""
+    payload = {
+        "name": row.name,
+        "media_kind": row.media_kind,
+        "duration_s": row.duration_s,
+        "md5": row.source_md5,
+        "sha256": row.source_sha256,
+        "metadata": json.loads(row.metadata_json),
+        "signals": [[s.signal_type, s.value, s.quality, s.timestamp] for s in row.signals],
+    }
+    return FeedEventRow(
+        bank=bank, kind="add", item_uid=str(row.id), payload=json.dumps(payload, sort_keys=True)
     )
