@@ -623,6 +623,7 @@ def keys_revoke(name: str) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = True,
 ) -> None:
     """Run the HTTP API (docs at /docs) on the configured store."""
     import uvicorn
@@ -635,7 +636,7 @@ def serve(
         raise fail(str(exc)) from None
     except ValueError as exc:
         raise fail(f"bad setting: {exc}") from None
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log)
 
 
 @app.command("train")

@@ -150,6 +150,8 @@ class Firebreak:
         self._audio_index: StoreAudioIndex | None = None
 
     def close(self) -> None:
+        for index in (self._indexes or {}).values():
+            index.flush()
         self.store.close()
 
     @property

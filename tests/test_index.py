@@ -100,3 +100,69 @@ def test_cosine_search_equals_brute_force(seed: int, max_distance: int) -> None:
     assert {(h.query_row, h.id) for h in fast} - boundary == {
         (h.query_row, h.id) for h in slow
     } - boundary
+
+
+def test_another_process_catches_up_step_by_step_without_rebuilding(
+    tmp_path,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    from firebreak.index.persisted import StoreIndex
+    from firebreak.service import Firebreak
+    from firebreak.settings import Settings
+    from firebreak.store import SignalValue
+
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    writer = Firebreak(Settings(home=tmp_path / "writer", database_url=database))
+    reader = Firebreak(Settings(home=tmp_path / "reader", database_url=database))
+    writer.create_bank("known")
+    rng = np.random.default_rng(7)
+    codes = [rng.bytes(32).hex() for _ in range(3)]
+    writer.add_hashes("known", "first", [SignalValue("pdq", codes[0])], "t")
+    assert [h.item.name for h in reader.lookup_hash("pdq", codes[0])] == ["first"]
+
+    def no_rebuild(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("rebuilt the whole index")
+
+    monkeypatch.setattr(StoreIndex, "_rebuild", no_rebuild)
+    writer.add_hashes("known", "second", [SignalValue("pdq", codes[1])], "t")
+    writer.add_hashes("known", "third", [SignalValue("pdq", codes[2])], "t")
+    writer.remove_item("known", "first")
+
+    assert [h.item.name for h in reader.lookup_hash("pdq", codes[1])] == ["second"]
+    assert [h.item.name for h in reader.lookup_hash("pdq", codes[2])] == ["third"]
+    assert reader.lookup_hash("pdq", codes[0]) == []
+    assert len(reader.indexes["frames"]) == 2
+    writer.close()
+    reader.close()
+
+
+def test_index_file_older_than_the_store_is_caught_up_from_the_log(
+    tmp_path,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    from firebreak.index.persisted import StoreIndex
+    from firebreak.service import Firebreak
+    from firebreak.settings import Settings
+    from firebreak.store import SignalValue
+
+    settings = Settings(home=tmp_path / "home")
+    rng = np.random.default_rng(11)
+    codes = [rng.bytes(32).hex() for _ in range(3)]
+    first = Firebreak(settings)
+    first.create_bank("known")
+    first.add_hashes("known", "a", [SignalValue("pdq", codes[0])], "t")
+    first.close()  # the index file is written at version 1
+    crashed = Firebreak(settings)
+    crashed.add_hashes("known", "b", [SignalValue("pdq", codes[1])], "t")
+    crashed.add_hashes("known", "c", [SignalValue("pdq", codes[2])], "t")
+    crashed.store.close()  # no flush: the file on disk stays behind the store
+
+    def no_rebuild(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("rebuilt the whole index")
+
+    monkeypatch.setattr(StoreIndex, "_rebuild", no_rebuild)
+    restarted = Firebreak(settings)
+
+    assert [h.item.name for h in restarted.lookup_hash("pdq", codes[2])] == ["c"]
+    assert len(restarted.indexes["frames"]) == 3
+    restarted.close()

@@ -111,13 +111,14 @@ class ApiBenchReport:
     client_cpu_s: float
     """CPU seconds the client threads' process spent (on the same machine)."""
     rss_start_mb: float
+    """Server RSS in MiB (VmRSS kB / 1024), as are the other RSS figures."""
     rss_end_mb: float
     rss_max_mb: float
     rss_slope_mb_per_10min: float
     """Least-squares slope of the server's RSS over the measured samples."""
     sample_s: float
     rss_samples: tuple[tuple[float, float], ...] = field(repr=False)
-    """(seconds from the end of the warm-up, MB): warm-up samples have negative times."""
+    """(seconds from the end of the warm-up, MiB): warm-up samples have negative times."""
 
     def rows(self) -> list[tuple[str, str]]:
         """The figures, as (name, value) rows for a table."""
@@ -150,12 +151,12 @@ class ApiBenchReport:
             ),
             (
                 "server RSS",
-                f"start {self.rss_start_mb:.1f} MB, end {self.rss_end_mb:.1f} MB, "
-                f"max {self.rss_max_mb:.1f} MB",
+                f"start {self.rss_start_mb:.1f} MiB, end {self.rss_end_mb:.1f} MiB, "
+                f"max {self.rss_max_mb:.1f} MiB",
             ),
             (
                 "RSS slope",
-                f"{self.rss_slope_mb_per_10min:+.2f} MB per 10 min "
+                f"{self.rss_slope_mb_per_10min:+.2f} MiB per 10 min "
                 f"({len(self.rss_samples)} samples every {self.sample_s:g} s)",
             ),
             ("load", _load_note(self.load_average, self.cpus)),

@@ -1,7 +1,8 @@
 """The store's soundtracks in an in-memory AudioIndex, kept in step with the store's version.
 
 Soundtrack peaks are small (~180 bytes a second), so the landmark index is rebuilt from the store
-when a process starts or falls behind, and changed in place by its own writes. Entries are keyed by
+when a process starts, changed in place by its own writes, and caught up from the store's change
+log with other processes' writes. Entries are keyed by
 signal id, which the store resolves to the item.
 """
 
@@ -26,8 +27,9 @@ class StoreAudioIndex:
         if change.index_version == self.version:
             return
         if change.index_version != self.version + 1:
-            self._rebuild()
-            return
+            self.refresh()
+            if change.index_version != self.version + 1:
+                return  # caught up past it (or rebuilt): nothing left to apply
         for entry in change.removed:
             if entry.signal_type == AudioSignal.name:
                 self.index.remove(entry.id)
@@ -37,8 +39,15 @@ class StoreAudioIndex:
         self.version = change.index_version
 
     def refresh(self) -> None:
-        if self._store.index_version() != self.version:
+        """Catch up with other processes' writes from the store's change log, else rebuild."""
+        if self._store.index_version() == self.version:
+            return
+        changes = self._store.index_changes_since(self.version) if self.version >= 0 else None
+        if changes is None:
             self._rebuild()
+            return
+        for change in changes:
+            self.apply(change)
 
     def _rebuild(self) -> None:
         version = self._store.index_version()

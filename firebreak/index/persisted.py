@@ -1,8 +1,9 @@
 """The indices of a store, saved under FIREBREAK_HOME and kept in step with it.
 
 Each index file carries the store's `index_version` it reflects. A change is applied in place when
-the index is exactly one version behind (our own write); otherwise, or when the file is missing or
-unreadable, the index is rebuilt from the store. Writes go to a temporary file and are renamed into
+the index is exactly one version behind (our own write); writes of other processes are applied step
+by step from the store's change log; when the log does not reach back far enough, or the file is
+missing or unreadable, the index is rebuilt from the store. Writes go to a temporary file and are renamed into
 place under a lock, so a crash never leaves a half-written index.
 """
 
@@ -12,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ import numpy as np
 from firebreak.index.hamming import HammingIndex, IndexHit, hex_codes
 from firebreak.index.vectors import CosineIndex
 from firebreak.store import IndexChange, IndexEntry, Store
+
+_SAVE_EVERY_S = 5.0
 
 
 class SearchIndex(Protocol):
@@ -71,6 +75,8 @@ class StoreIndex:
         self._dir.mkdir(parents=True, exist_ok=True)
         self._index: SearchIndex = kind.empty()
         self.version = -1
+        self._dirty = False
+        self._saved_at = time.monotonic()
         with self._lock():
             self._load_or_rebuild()
 
@@ -89,19 +95,52 @@ class StoreIndex:
             if on_disk is not None and on_disk != self.version:
                 self._load_or_rebuild()  # another process moved the index on
             if change.index_version == self.version + 1:
-                removed = [e.id for e in change.removed if e.signal_type in self.kind.signal_types]
-                self._index.remove(np.asarray(removed, dtype=np.int64))
-                self._add(self._index, [e for e in change.added if self._holds(e)])
-                self.version = change.index_version
-                self._save()
+                self._step(change)
+                self._save_soon()
             elif change.index_version > self.version:
-                self._rebuild()
+                self._catch_up()
 
     def refresh(self) -> None:
-        """Catch up with writes made by other processes."""
+        """Catch up with writes made by other processes: step by step from the store's change
+        log (no rebuild), or by rebuilding when the log does not reach back far enough."""
         if self._store.index_version() != self.version:
             with self._lock():
-                self._load_or_rebuild()
+                self._catch_up()
+
+    def _catch_up(self) -> None:
+        changes = self._store.index_changes_since(self.version) if self.version >= 0 else None
+        if changes is None:
+            self._load_or_rebuild()
+            return
+        for change in changes:
+            self._step(change)
+        if changes:
+            self._save_soon()
+
+    def flush(self) -> None:
+        """Write the index to disk if it moved on since it was last written."""
+        if self._dirty:
+            with self._lock():
+                if (self._read_meta_version() or -1) < self.version:
+                    self._save()
+                self._dirty = False
+
+    def _save_soon(self) -> None:
+        """Write the index at most every few seconds: many small writes in a row (an import)
+        would otherwise rewrite the whole file each time. A file left behind by a crash is
+        older than the store and is caught up from the change log when next loaded."""
+        self._dirty = True
+        if time.monotonic() - self._saved_at >= _SAVE_EVERY_S:
+            if (self._read_meta_version() or -1) < self.version:
+                self._save()
+            self._dirty = False
+
+    def _step(self, change: IndexChange) -> None:
+        removed = [e.id for e in change.removed if e.signal_type in self.kind.signal_types]
+        if removed:
+            self._index.remove(np.asarray(removed, dtype=np.int64))
+        self._add(self._index, [e for e in change.added if self._holds(e)])
+        self.version = change.index_version
 
     def _holds(self, entry: IndexEntry) -> bool:
         return entry.signal_type in self.kind.signal_types
@@ -113,13 +152,18 @@ class StoreIndex:
 
     def _load_or_rebuild(self) -> None:
         current = self._store.index_version()
-        if self._read_meta_version() == current:
+        on_disk = self._read_meta_version()
+        if on_disk is not None and on_disk <= current:
             try:
-                self._index = self.kind.load(self._path("index"))
-                self.version = current
-                return
+                index = self.kind.load(self._path("index"))
             except RuntimeError:
-                pass  # unreadable file: rebuild below
+                index = None  # unreadable file: rebuild below
+            changes = self._store.index_changes_since(on_disk) if index is not None else None
+            if index is not None and changes is not None:
+                self._index, self.version = index, on_disk
+                for change in changes:  # a file older than the store: caught up from the log
+                    self._step(change)
+                return
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -143,6 +187,7 @@ class StoreIndex:
         tmp_meta.write_text(json.dumps({"version": self.version, "count": len(self._index)}))
         os.replace(tmp_index, self._path("index"))
         os.replace(tmp_meta, self._path("meta"))
+        self._saved_at = time.monotonic()
 
     def _read_meta_version(self) -> int | None:
         try:

@@ -289,3 +289,16 @@ class OpinionRow(Base):
     opinion: Mapped[str] = mapped_column(String(32))
     note: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IndexChangeRow(Base):
+    """What one `index_version` step changed: the indexed signal ids added and removed, so that
+    another process catches its index up step by step instead of rebuilding it."""
+
+    __tablename__ = "index_changes"
+
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    added: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of signal ids (their values are read from `signals`)."""
+    removed: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of [signal id, signal type] (the rows are gone)."""

@@ -26,10 +26,19 @@ from firebreak.errors import BankExists, BankNotFound, ItemNotFound
 from firebreak.store.feed import Feed, Subscriptions, lock_feed
 from firebreak.store.incidents import AuditLog, Incidents, write_audit
 from firebreak.store.keys import ApiKeys
-from firebreak.store.models import BankRow, CounterRow, FeedEventRow, ItemRow, SignalRow
+from firebreak.store.models import (
+    BankRow,
+    CounterRow,
+    FeedEventRow,
+    IndexChangeRow,
+    ItemRow,
+    SignalRow,
+)
 from firebreak.store.reviews import Reviews
 
 INDEX_VERSION = "index_version"
+_CHANGE_LOG = 10_000
+"""Index versions the change log keeps; a process further behind rebuilds its index."""
 _ITEM_NAME_LENGTH = 500  # items.name's length
 
 
@@ -402,7 +411,7 @@ class Store:
             session.execute(delete(ItemRow).where(ItemRow.bank_id == bank.id))
             session.execute(delete(BankRow).where(BankRow.id == bank.id))
             write_audit(session, actor, "bank.delete", f"bank:{name}")
-            version = self._bump(session, INDEX_VERSION)
+            version = self._bump(session, INDEX_VERSION, removed=removed)
             return IndexChange((), removed, version)
 
     def item_signals(self, item_id: int) -> list[SignalValue]:
@@ -476,7 +485,7 @@ class Store:
                 if s.signal_type in self.indexed_types
             )
             version = (
-                self._bump(session, INDEX_VERSION)
+                self._bump(session, INDEX_VERSION, added)
                 if added
                 else self._counter(session, INDEX_VERSION)
             )
@@ -518,7 +527,7 @@ class Store:
                 session.add(FeedEventRow(bank=bank.name, kind="remove", item_uid=str(item_id)))
             if within is not None:
                 within(session)
-            version = self._bump(session, INDEX_VERSION)
+            version = self._bump(session, INDEX_VERSION, removed=removed)
             return IndexChange((), removed, version)
 
     # Lookups
@@ -544,6 +553,38 @@ class Store:
                     return
                 yield [IndexEntry(int(r[0]), str(r[1]), str(r[2])) for r in rows]
                 last = int(rows[-1][0])
+
+    def index_changes_since(self, version: int) -> list[IndexChange] | None:
+        """The index changes after `version`, oldest first, with the added signals' values; None
+        when the log no longer reaches back that far (the caller rebuilds instead)."""
+        with self._sessions() as session:
+            current = self._counter(session, INDEX_VERSION)
+            if current <= version:
+                return []
+            rows = session.scalars(
+                select(IndexChangeRow)
+                .where(IndexChangeRow.version > version)
+                .order_by(IndexChangeRow.version)
+            ).all()
+            if [r.version for r in rows] != list(range(version + 1, current + 1)):
+                return None
+            wanted = sorted({i for r in rows for i in json.loads(r.added)})
+            values: dict[int, IndexEntry] = {}
+            for start in range(0, len(wanted), 500):
+                for sid, kind, value in session.execute(
+                    select(SignalRow.id, SignalRow.signal_type, SignalRow.value).where(
+                        SignalRow.id.in_(wanted[start : start + 500])
+                    )
+                ).all():
+                    values[int(sid)] = IndexEntry(int(sid), str(kind), str(value))
+            return [
+                IndexChange(
+                    tuple(values[i] for i in json.loads(r.added) if i in values),
+                    tuple(IndexEntry(int(i), str(t), "") for i, t in json.loads(r.removed)),
+                    r.version,
+                )
+                for r in rows
+            ]
 
     def resolve_signals(self, ids: Iterable[int]) -> dict[int, IndexedSignal]:
         """The item and frame time behind each indexed signal id (unknown ids are left out)."""
@@ -630,11 +671,30 @@ class Store:
     def _counter(self, session: Session, name: str) -> int:
         return int(session.scalar(select(CounterRow.value).where(CounterRow.name == name)) or 0)
 
-    def _bump(self, session: Session, name: str) -> int:
+    def _bump(
+        self,
+        session: Session,
+        name: str,
+        added: Sequence[IndexEntry] = (),
+        removed: Sequence[IndexEntry] = (),
+    ) -> int:
         session.execute(
             update(CounterRow).where(CounterRow.name == name).values(value=CounterRow.value + 1)
         )
-        return self._counter(session, name)
+        version = self._counter(session, name)
+        if name == INDEX_VERSION:
+            # The counter's row lock orders these by commit: the log is gap-free in order.
+            session.add(
+                IndexChangeRow(
+                    version=version,
+                    added=json.dumps([e.id for e in added]),
+                    removed=json.dumps([[e.id, e.signal_type] for e in removed]),
+                )
+            )
+            session.execute(
+                delete(IndexChangeRow).where(IndexChangeRow.version <= version - _CHANGE_LOG)
+            )
+        return version
 
 
 def _item(row: ItemRow, bank_name: str) -> Item:
