@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -263,3 +264,52 @@ def test_pull_killed_half_way_resumes_and_applies_each_event_once(
     assert restarted.added == 2
     audit = [json.dumps(e.evidence) for e in b.store.audit.entries("bank:attacks")]
     assert sum('"item": "cockatoo.mp4"' in e for e in audit) == 1
+
+
+def test_partner_process_killed_mid_pull_applies_everything_exactly_once_on_restart(
+    a: tuple[str, Firebreak], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from firebreak.store import SignalValue
+
+    _, fb_a = a
+    rng = np.random.default_rng(5)
+    for n in range(200):
+        fb_a.add_hashes("attacks", f"hash-{n:03d}", [SignalValue("pdq", rng.bytes(32).hex())], "t")
+    home = tmp_path / "b-process"
+    b = Firebreak(Settings(home=home))
+    _subscribe(a, b, monkeypatch)
+    b.close()
+    env = {**os.environ, "FIREBREAK_HOME": str(home)}
+    command = [sys.executable, "-m", "firebreak.cli", "exchange", "pull", "a-attacks"]
+
+    def banked() -> int:
+        fb = Firebreak(Settings(home=home))
+        try:
+            return len(fb.store.items("attacks")) if "attacks" in fb.store.bank_rules() else 0
+        finally:
+            fb.close()
+
+    puller = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while banked() < 20:
+        assert puller.poll() is None, "the pull ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(puller.pid, signal.SIGKILL)
+    puller.wait(10)
+    applied_before = banked()
+    restarted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    fb = Firebreak(Settings(home=home))
+    names = [i.name for i in fb.store.items("attacks")]
+    cursor = fb.store.subscriptions.get("a-attacks").last_cursor
+    fb.close()
+    assert 20 <= applied_before < 202
+    assert restarted.returncode == 0, restarted.stderr
+    assert len(names) == len(set(names)) == 202  # the two clips and the 200 hashes, once each
+    assert cursor == max(e.cursor for e in fb_a.store.feed.events("attacks", 0, 1000))
