@@ -28,7 +28,7 @@ _FAST_DECODE_THREADS = 8
 _READ_AHEAD_BYTES = 16 << 20  # sampled frames decoded ahead of their consumer, at most this much
 _MAX_READ_AHEAD = 64
 _DECODED_AHEAD_BYTES = 8 << 20  # decoded frames waiting to be scaled, at most this much
-_MAX_DECODED_AHEAD = 8
+_MAX_DECODED_AHEAD = 4
 _Item = TypeVar("_Item")
 
 

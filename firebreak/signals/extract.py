@@ -184,7 +184,9 @@ class _Background(Generic[_T]):
     def __init__(self, function: Callable[[Path], _T], argument: Path) -> None:
         self._value: _T | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(function, argument), daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(function, argument), name="firebreak-digests", daemon=True
+        )
         self._thread.start()
 
     def _run(self, function: Callable[[Path], _T], argument: Path) -> None:
