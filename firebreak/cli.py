@@ -5,6 +5,7 @@ Errors become one line on stderr (`firebreak: <file>: <reason>`) and a non-zero 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections.abc import Iterator, Mapping
@@ -35,6 +36,14 @@ from firebreak.errors import FirebreakError
 from firebreak.exchange import ListFormat, guess_format
 from firebreak.exchange.evidence import verify_evidence_package
 from firebreak.exchange.fetchers import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, fetch_into_bank
+from firebreak.exchange.orgs import MAX_BYTES as ORGS_MAX_BYTES
+from firebreak.exchange.orgs import (
+    OrgFormat,
+    guess_org_format,
+    parse_orgs,
+    write_csv,
+    write_json,
+)
 from firebreak.incidents import IncidentDesk
 from firebreak.live.session import LiveEvent
 from firebreak.service import Firebreak, MatchResult
@@ -43,6 +52,7 @@ from firebreak.sharing import Publisher, Puller
 from firebreak.signals.registry import SIGNAL_TYPES
 from firebreak.store import BANK_KINDS, INCIDENT_STATUSES
 from firebreak.streams import WatchedStream, WatchOptions
+from firebreak.text.scan import TextScanner, read_posts
 
 if TYPE_CHECKING:  # the benchmark's modules need the dev extras; imported when `bench` runs
     from firebreak.bench.report import BenchRun
@@ -60,12 +70,20 @@ exchange_app = typer.Typer(
     no_args_is_help=True, help="Share banks with partner instances: signed feeds, opinions."
 )
 app.add_typer(exchange_app, name="exchange")
+text_app = typer.Typer(
+    no_args_is_help=True, help="Posts naming designated organisations, in any language."
+)
+app.add_typer(text_app, name="text")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
 app.add_typer(keys_app, name="keys")
 incident_app = typer.Typer(
     no_args_is_help=True, help="Live incidents: review queue, decisions, evidence packages."
 )
 app.add_typer(incident_app, name="incident")
+orgs_app = typer.Typer(
+    no_args_is_help=True, help="Registry of designated organisations and individuals."
+)
+app.add_typer(orgs_app, name="orgs")
 
 # Tables keep their columns in logs and pipes, where Rich would otherwise assume 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -577,6 +595,22 @@ def exchange_opinion(
     out.print(json.dumps(answer))
 
 
+@text_app.command("scan")
+def text_scan(
+    posts: Annotated[Path, typer.Argument(help='JSONL: one {"id": ..., "text": ...} a line.')],
+) -> None:
+    """One JSON line a post: the designated organisations it names (span in the original text),
+    whatever the script or the disguise, and the registry version used."""
+    with opened() as fb:
+        scanner = TextScanner.from_store(fb.store)
+        try:
+            with posts.open(encoding="utf-8") as lines:
+                for post_id, text in read_posts(lines):
+                    print(json.dumps(scanner.scan(post_id, text), ensure_ascii=False), flush=True)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"{posts}: {exc}") from None
+
+
 @keys_app.command("create")
 def keys_create(
     name: str,
@@ -637,6 +671,92 @@ def serve(
     except ValueError as exc:
         raise fail(f"bad setting: {exc}") from None
     uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log)
+
+
+@orgs_app.command("import")
+def orgs_import(
+    file: Path,
+    fmt: Annotated[
+        OrgFormat | None,
+        typer.Option("--format", help="csv, json or un-xml (default: from the name, then content)"),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Designation source of every entry (e.g. UNSC, EU, platform policy)."),
+    ] = None,
+) -> None:
+    """Import a list of designated organisations and individuals as a new registry version: it
+    replaces the entries of the sources it brings and leaves other sources' alone."""
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(ORGS_MAX_BYTES + 1)
+    except OSError as exc:
+        raise fail(f"{file}: cannot read ({exc})") from None
+    with opened() as fb:
+        entries = parse_orgs(data, fmt or guess_org_format(file.name, data), file.name, source)
+        outcome = fb.store.orgs.import_entries(
+            entries,
+            actor=fb.settings.actor,
+            file_name=file.name,
+            sha256=hashlib.sha256(data).hexdigest(),
+            sources=[source] if source else None,
+        )
+    v = outcome.version
+    out.print(
+        f"registry version {v.version}: imported {v.entry_count} entries of {v.source} from "
+        f"{file.name} ({outcome.added} added, {outcome.changed} changed, {outcome.removed} "
+        f"removed, {outcome.unchanged} unchanged; sha256 {v.sha256})",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@orgs_app.command("list")
+def orgs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The registry's current entries and its version."""
+    with opened() as fb:
+        version = fb.store.orgs.current_version()
+        orgs = fb.store.orgs.list()
+    if as_json:
+        print(
+            json.dumps(
+                {"version": version, "entries": [o.to_json() for o in orgs]}, ensure_ascii=False
+            )
+        )
+        return
+    out.print(f"registry version {version}: {len(orgs)} entries", markup=False)
+    table = Table("name", "kind", "source", "category", "designated", "aliases", "version")
+    for o in orgs:
+        e = o.entry
+        table.add_row(
+            e.name,
+            e.kind,
+            e.source,
+            e.category,
+            e.designated_on.isoformat() if e.designated_on else "",
+            " | ".join(a.text for a in e.aliases),
+            str(o.version),
+        )
+    out.print(table)
+
+
+@orgs_app.command("export")
+def orgs_export(
+    fmt: Annotated[OrgFormat, typer.Option("--format", help="csv or json")] = OrgFormat.CSV,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Write the registry's current version (CSV or JSON); its version number goes to stderr."""
+    if fmt is OrgFormat.UN_XML:
+        raise fail("orgs export writes csv or json")
+    with opened() as fb:
+        version = fb.store.orgs.current_version()
+        entries = [o.entry for o in fb.store.orgs.list()]
+        text = write_json(entries) if fmt is OrgFormat.JSON else write_csv(entries)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+    err.print(f"registry version {version}: {len(entries)} entries", markup=False)
 
 
 @app.command("train")

@@ -302,3 +302,58 @@ class IndexChangeRow(Base):
     """JSON list of signal ids (their values are read from `signals`)."""
     removed: Mapped[str] = mapped_column(Text, default="[]")
     """JSON list of [signal id, signal type] (the rows are gone)."""
+
+
+class OrgVersionRow(Base):
+    """One version of the registry of designated organisations and individuals: every import
+    makes one, recording who imported which file (its name and SHA-256) and how many entries."""
+
+    __tablename__ = "org_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Text)
+    """The designation sources the import replaced, comma-separated."""
+    file_name: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    entry_count: Mapped[int] = mapped_column(Integer)
+
+
+class OrgRow(Base):
+    """A designated organisation or individual, as its designation source lists it."""
+
+    __tablename__ = "orgs"
+    __table_args__ = (UniqueConstraint("source", "kind", "name", name="uq_orgs_source_kind_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    category: Mapped[str] = mapped_column(String(200), default="")
+    designated_on: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    """ISO date (YYYY-MM-DD) the source designated it on, when known."""
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    version: Mapped[int] = mapped_column(Integer)
+    """The registry version that last added or changed this entry."""
+    aliases: Mapped[list[OrgAliasRow]] = relationship(
+        back_populates="org",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="OrgAliasRow.position",
+    )
+
+
+class OrgAliasRow(Base):
+    """Another way an organisation or individual is named: an abbreviation, a transliteration,
+    a slogan, a coded number or symbol."""
+
+    __tablename__ = "org_aliases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(String(1000))
+    kind: Mapped[str] = mapped_column(String(32))
+    lang: Mapped[str | None] = mapped_column(String(35), nullable=True)
+    org: Mapped[OrgRow] = relationship(back_populates="aliases")

@@ -34,6 +34,7 @@ from firebreak.store.models import (
     ItemRow,
     SignalRow,
 )
+from firebreak.store.orgs import Orgs
 from firebreak.store.reviews import Reviews
 
 INDEX_VERSION = "index_version"
@@ -249,6 +250,7 @@ class Store:
         self.reviews = Reviews(self._sessions)
         self.feed = Feed(self._sessions)
         self.subscriptions = Subscriptions(self._sessions)
+        self.orgs = Orgs(self._sessions)
 
     def close(self) -> None:
         self.engine.dispose()
