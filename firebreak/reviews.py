@@ -51,9 +51,7 @@ class ReviewDesk:
         """Match `path`, decide by the rules, and act: hold it for review, tell the platform,
         bank it, as the fitting rule says."""
         result = self.fb.match_file(path)
-        labels = {
-            b.name: str(b.metadata.get("label", "")) for b in self.fb.list_banks() if b.metadata
-        }
+        labels = {name: rule.label for name, rule in self.fb.store.bank_rules().items()}
         chosen = plan(result.judgement, self.fb.settings.action_rules, labels)
         sha256 = file_digests(path).sha256
         done: dict[str, str] = {}
@@ -61,7 +59,7 @@ class ReviewDesk:
         for action in chosen.actions:
             try:
                 if action == "hold":
-                    kept = self.fb.keep_media(path)
+                    kept = self.fb.keep_media(path, sha256)
                     review = self.fb.store.reviews.hold(
                         subject,
                         str(kept),
@@ -73,7 +71,7 @@ class ReviewDesk:
                 elif action == "webhook":
                     self._tell(subject, sha256, result, chosen)
                 elif action.startswith("bank:"):
-                    kept = self.fb.keep_media(path)
+                    kept = self.fb.keep_media(path, sha256)
                     self.fb.bank_file(action[5:], kept, subject, actor=actor, create=True)
                 done[action] = "done"
             except FirebreakError as exc:  # one failed action must not stop the others

@@ -347,16 +347,17 @@ class Firebreak:
         self._apply(outcome.change)
         return outcome
 
-    def media_path(self, path: Path) -> Path:
-        """Where `keep_media` keeps (or would keep) a copy of `path`."""
-        digest = file_digests(path).sha256
+    def media_path(self, path: Path, sha256: str | None = None) -> Path:
+        """Where `keep_media` keeps (or would keep) a copy of `path` (whose SHA-256 is read
+        unless the caller has it already)."""
+        digest = sha256 or file_digests(path).sha256
         suffix = "".join(c for c in path.suffix.lower() if c.isalnum() or c == ".")[:10]
         return self.settings.home / "media" / digest[:2] / f"{digest}{suffix}"
 
-    def keep_media(self, path: Path) -> Path:
+    def keep_media(self, path: Path, sha256: str | None = None) -> Path:
         """A copy of `path` kept under `home/media`, named by its SHA-256 (the same file is
         kept once): what reviewers see of uploads and banked items."""
-        dest = self.media_path(path)
+        dest = self.media_path(path, sha256)
         if not dest.exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
             partial = dest.with_name(dest.name + ".partial")

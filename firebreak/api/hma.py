@@ -16,11 +16,8 @@ nothing and an allow-list match suppresses block-list banks.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
@@ -44,16 +41,6 @@ ContentId = Annotated[int, PathParam(ge=0, le=2**63 - 1)]
 def _bank_json(fb: Firebreak, name: str) -> dict[str, object]:
     bank = fb.store.get_bank(name)
     return {"name": bank.name, "matching_enabled_ratio": 1.0 if bank.enabled else 0.0}
-
-
-@contextlib.contextmanager
-def _media(request: Request, fb: Firebreak, url: str | None) -> Iterator[Path]:
-    """The media of the request: `?url=`, or the one multipart file (field photo or video)."""
-    if url:
-        with fetched_url(url, fb.settings) as path:
-            yield path
-        return
-    raise HTTPException(400, "url is required")  # multipart requests take the POST routes
 
 
 async def _one_upload(request: Request) -> Any:
@@ -97,7 +84,9 @@ def hma_hash_url(
     _: Annotated[Caller, Depends(require_hma("match"))],
     url: Annotated[str | None, Query()] = None,
 ) -> dict[str, str]:
-    with _media(request, fb, url) as path:
+    if not url:
+        raise HTTPException(400, "url is required")  # uploads take the POST route
+    with fetched_url(url, fb.settings) as path:
         return fb.hma_hashes(path)
 
 
@@ -139,7 +128,7 @@ def hma_lookup(
     url: Annotated[str | None, Query()] = None,
 ) -> Any:
     if url:
-        with _media(request, fb, url) as path:
+        with fetched_url(url, fb.settings) as path:
             hashes = fb.hma_hashes(path)
         with request.app.state.lock:
             return {st: _banks_for(fb, _lookup(fb, st, value)) for st, value in hashes.items()}

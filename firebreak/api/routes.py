@@ -21,6 +21,7 @@ from firebreak.api.uploads import saved_upload
 from firebreak.incidents import IncidentDesk
 from firebreak.reviews import ReviewDesk
 from firebreak.service import Firebreak
+from firebreak.signals import file_digests
 from firebreak.store import INCIDENT_STATUSES
 from firebreak.store.repository import UNSET
 from firebreak.store.reviews import REVIEW_STATUSES
@@ -200,11 +201,12 @@ def add_item(
     fb.store.get_bank(bank)  # 404 before the upload is hashed
     with saved_upload(file, fb.settings) as path, request.app.state.lock:
         # Reviewers see banked items beside what matched them: the media is kept, once banked.
-        kept = fb.media_path(path)
+        sha256 = file_digests(path).sha256
+        kept = fb.media_path(path, sha256)
         outcome = fb.bank_file(
             bank, path, name or path.name, actor=caller.actor, metadata=extra, source_file=str(kept)
         )
-        fb.keep_media(path)
+        fb.keep_media(path, sha256)
     return outcome.item.to_json() | {"created": outcome.created}
 
 

@@ -88,6 +88,8 @@ class BankRule:
     enabled: bool
     match_score: float | None
     review_score: float | None
+    label: str = ""
+    """The bank's metadata `label`, which action rules can name."""
 
 
 @dataclass(frozen=True)
@@ -333,9 +335,10 @@ class Store:
                     BankRow.enabled,
                     BankRow.match_score,
                     BankRow.review_score,
+                    BankRow.metadata_json,
                 )
             ).all()
-        return {r[0]: BankRule(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows}
+        return {r[0]: BankRule(r[0], r[1], bool(r[2]), r[3], r[4], _label(r[5])) for r in rows}
 
     def get_bank(self, name: str) -> Bank:
         with self._sessions() as session:
@@ -730,3 +733,8 @@ def _feed_add(bank: str, row: ItemRow) -> FeedEventRow:
     return FeedEventRow(
         bank=bank, kind="add", item_uid=str(row.id), payload=json.dumps(payload, sort_keys=True)
     )
+
+
+def _label(metadata_json: str) -> str:
+    label = json.loads(metadata_json).get("label")
+    return str(label) if label else ""
