@@ -46,12 +46,22 @@ from firebreak.exchange.orgs import (
 )
 from firebreak.incidents import IncidentDesk
 from firebreak.live.session import LiveEvent
+from firebreak.posts import PostDesk, scanner_for
 from firebreak.service import Firebreak, MatchResult
 from firebreak.settings import Settings, get_settings
 from firebreak.sharing import Publisher, Puller
 from firebreak.signals.registry import SIGNAL_TYPES
 from firebreak.store import BANK_KINDS, INCIDENT_STATUSES
 from firebreak.streams import WatchedStream, WatchOptions
+from firebreak.text.context import (
+    ContextClassifier,
+    TextEmbedder,
+    format_evaluation,
+    read_labelled,
+    train_context_head,
+)
+from firebreak.text.context import evaluate as evaluate_text
+from firebreak.text.onscreen import ScreenReader
 from firebreak.text.scan import TextScanner, read_posts
 
 if TYPE_CHECKING:  # the benchmark's modules need the dev extras; imported when `bench` runs
@@ -598,17 +608,130 @@ def exchange_opinion(
 @text_app.command("scan")
 def text_scan(
     posts: Annotated[Path, typer.Argument(help='JSONL: one {"id": ..., "text": ...} a line.')],
+    act: Annotated[
+        bool,
+        typer.Option(help="Act on each verdict as the rules say: hold, webhook, audit log."),
+    ] = False,
+    classify_all: Annotated[
+        bool,
+        typer.Option("--all", help="Let the classifier read posts that name no organisation."),
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, help="Posts the classifier reads at once.")] = 64,
 ) -> None:
     """One JSON line a post: the designated organisations it names (span in the original text),
-    whatever the script or the disguise, and the registry version used."""
+    whatever the script or the disguise; its stance (support, news, counter, other) when a
+    classifier is trained; the verdict; the registry version used."""
     with opened() as fb:
-        scanner = TextScanner.from_store(fb.store)
         try:
+            desk = PostDesk(fb, scanner_for(fb, classify_all))
             with posts.open(encoding="utf-8") as lines:
-                for post_id, text in read_posts(lines):
-                    print(json.dumps(scanner.scan(post_id, text), ensure_ascii=False), flush=True)
+                chunk: list[tuple[object, str]] = []
+                for post in read_posts(lines):
+                    chunk.append(post)
+                    if len(chunk) >= batch:
+                        _print_posts(desk, chunk, act, fb.settings.actor)
+                        chunk = []
+                _print_posts(desk, chunk, act, fb.settings.actor)
         except (OSError, UnicodeDecodeError) as exc:
             raise fail(f"{posts}: {exc}") from None
+
+
+def _print_posts(desk: PostDesk, chunk: list[tuple[object, str]], act: bool, actor: str) -> None:
+    if not chunk:
+        return
+    lines = [o.to_json() for o in desk.scan(chunk, actor)] if act else desk.scanner.scan_many(chunk)
+    for line in lines:
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+
+
+@text_app.command("train")
+def text_train(
+    data: Annotated[Path, typer.Argument(help='Labelled JSONL: {"text", "label", "lang"} a line.')],
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where the head goes (default: home/models/text-head.json)."),
+    ] = None,
+    eval_data: Annotated[
+        Path | None, typer.Option("--eval", help="Labelled JSONL to measure it on.")
+    ] = None,
+) -> None:
+    """Train the context classifier (support, news, counter, other) over multilingual
+    sentence embeddings; the head records its training data's SHA-256 and its metrics."""
+    settings = get_settings()
+    target = out_path or settings.home / "models" / "text-head.json"
+    embedder = TextEmbedder()
+    try:
+        _train_text(data, target, eval_data, embedder)
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+
+
+def _train_text(data: Path, target: Path, eval_data: Path | None, embedder: TextEmbedder) -> None:
+    posts, sha256 = read_labelled(data)
+    with out.status(f"embedding {len(posts)} posts"):
+        head = train_context_head(posts, sha256, embedder)
+    if eval_data is not None:
+        eval_posts, eval_sha = read_labelled(eval_data)
+        with out.status(f"measuring on {len(eval_posts)} posts"):
+            measured = evaluate_text(ContextClassifier(head, embedder), eval_posts, eval_sha)
+        head = head.with_metrics(dict(head.metrics) | {"evaluation": measured})
+        for line in format_evaluation(measured):
+            out.print(line, highlight=False)
+    head.save(target)
+    out.print(f"trained on {len(posts)} posts ({sha256[:12]}); head written to {target}")
+
+
+@text_app.command("eval")
+def text_eval(
+    data: Annotated[Path, typer.Argument(help="Labelled JSONL to measure the classifier on.")],
+    head_path: Annotated[
+        Path | None, typer.Option("--head", help="The head (default: the configured one).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Precision and recall per class and per language, and the share of news and
+    counter-speech wrongly labelled support."""
+    settings = get_settings()
+    path = head_path or settings.resolved_text_head
+    if path is None:
+        raise fail("no text classifier: train one with `firebreak text train`")
+    try:
+        classifier = ContextClassifier.load(path)
+        posts, sha256 = read_labelled(data)
+        with out.status(f"classifying {len(posts)} posts"):
+            measured = evaluate_text(classifier, posts, sha256)
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    if json_out:
+        print(json.dumps(measured, ensure_ascii=False))
+        return
+    for line in format_evaluation(measured):
+        out.print(line, highlight=False)
+
+
+@text_app.command("media")
+def text_media(
+    files: Annotated[list[Path], typer.Argument(help="Images or videos.")],
+) -> None:
+    """Names and slogans of designated organisations read on screen: one JSON line a file with
+    each hit's frame time and box."""
+    with opened() as fb:
+        scanner = TextScanner.from_store(fb.store)
+        for path in files:
+            reader = ScreenReader(scanner.matcher)
+            try:
+                hits = reader.read_media(path, fb.settings)
+            except FirebreakError as exc:
+                err.print(f"{path}: {exc}")
+                continue
+            record = {
+                "file": str(path),
+                "hits": [h.to_json() for h in hits],
+                "frames_read": reader.frames_read,
+                "frames_seen": reader.frames_seen,
+                "list_version": scanner.version,
+            }
+            print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
 @keys_app.command("create")
@@ -1071,6 +1194,44 @@ def bench_live(
         report = {"latency": asdict(latency), "streams_per_core": asdict(per_core)}
         path.write_text(json.dumps(report, indent=1) + "\n")
         out.print(f"wrote {path}", markup=False, highlight=False)
+
+
+@bench_app.command("text")
+def bench_text(
+    train: Annotated[
+        Path | None, typer.Option(help="Labelled JSONL to train the classifier on.")
+    ] = None,
+    evaluation: Annotated[
+        Path | None, typer.Option("--eval", help="Labelled JSONL to measure it on.")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Write text-<date>.json into this folder.")
+    ] = Path("bench/results"),
+) -> None:
+    """Posts a second: lexical matching with 10,000 aliases on one core, and the context
+    classifier on one thread and on every core; with labelled data, its per-language figures."""
+    from firebreak.bench.text import run_text_bench
+
+    try:
+        with out.status("measuring"):
+            report = run_text_bench(out_dir, train, evaluation)
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    m = report["machine"]
+    out.print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}", highlight=False)
+    out.print(
+        f"lexical: {report['lexical']['posts_per_s_one_core']:,} posts/s on one core "
+        f"with {report['lexical']['aliases']:,} aliases",
+        highlight=False,
+    )
+    for threads, rate in report["classifier"]["posts_per_s"].items():
+        out.print(f"classifier: {rate} posts/s on {threads.replace('_', ' ')}", highlight=False)
+    if "cross_lingual" in report:
+        trained = ", ".join(report["cross_lingual"]["trained_on"]["languages"])
+        out.print(f"classifier trained on {trained}; measured:", highlight=False)
+        for line in format_evaluation(report["cross_lingual"]["evaluation"]):
+            out.print(line, highlight=False)
+    out.print(f"written to {report['path']}", highlight=False)
 
 
 @bench_app.command("api")

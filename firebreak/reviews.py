@@ -11,12 +11,11 @@ Every scan decision and every review decision goes to the audit log, with the ev
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from firebreak.actions.rules import Plan, plan
-from firebreak.actions.webhook import post_signed
+from firebreak.actions.webhook import tell_platform
 from firebreak.errors import DecisionRefused, FirebreakError
 from firebreak.service import Firebreak, MatchResult, match_json
 from firebreak.signals import file_digests
@@ -93,16 +92,12 @@ class ReviewDesk:
         return outcome
 
     def _tell(self, subject: str, sha256: str, result: MatchResult, chosen: Plan) -> None:
-        url = self.fb.settings.scan_webhook_url
-        if not url:
-            raise DecisionRefused("webhook", "the rule says webhook but no scan_webhook_url is set")
         secret = self.fb.settings.webhook_secret
-        # The same upload judged the same way has the same key: receivers drop repeats.
-        key = hashlib.sha256(f"{sha256}:{chosen.decision}:{chosen.rule}".encode()).hexdigest()
-        post_signed(
-            url,
+        tell_platform(
+            self.fb.settings.scan_webhook_url,
+            secret.get_secret_value() if secret else None,
+            f"{sha256}:{chosen.decision}:{chosen.rule}",
             {
-                "idempotency_key": key,
                 "subject": subject,
                 "sha256": sha256,
                 "decision": chosen.decision,
@@ -110,7 +105,6 @@ class ReviewDesk:
                 "verdict": result.verdict.value,
                 "matches": [match_json(m) for m in result.matches[:5]],
             },
-            secret.get_secret_value() if secret else None,
         )
 
     def queue(self, limit: int = 100) -> list[Review]:
@@ -124,6 +118,9 @@ class ReviewDesk:
         review = self.fb.store.reviews.get(review_id)
         if review.status not in ("open", "escalated"):
             raise DecisionRefused(f"review:{review_id}", f"it is already {review.status}")
+        if review.kind == "text":
+            # A post is judged, not banked: its decision goes to the audit log.
+            return self.fb.store.reviews.decide(review_id, "confirmed", actor, note)
         target = bank or _best_block_bank(review)
         outcome = self.fb.bank_file(
             target, self._media(review), review.subject, actor=actor, create=True
@@ -141,6 +138,8 @@ class ReviewDesk:
         if review.status not in ("open", "escalated"):
             raise DecisionRefused(f"review:{review_id}", f"it is already {review.status}")
         banked = None
+        if allow_bank and review.kind == "text":
+            raise DecisionRefused(f"review:{review_id}", "a post cannot be allow-listed in a bank")
         if allow_bank:
             outcome = self.fb.bank_file(
                 allow_bank,

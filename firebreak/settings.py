@@ -202,6 +202,38 @@ class Settings(BaseSettings):
         "when unset.",
     )
 
+    text_head: Path | None = Field(
+        default=None,
+        description="The context classifier's head (`firebreak text train`); "
+        "`home/models/text-head.json` when unset and present.",
+    )
+    text_match_support: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="P(support) from which a post naming a designated organisation is a match.",
+    )
+    text_review_support: float = Field(
+        default=0.4,
+        ge=0.0,
+        le=1.0,
+        description="P(support) from which such a post is held for review; with no classifier "
+        "trained, every post naming one is.",
+    )
+    text_ocr_fps: float = Field(
+        default=1.0, gt=0.0, le=30.0, description="Frames a second read for on-screen text."
+    )
+    text_ocr_max_frames: int = Field(
+        default=600, ge=1, description="Most frames of one video read for on-screen text."
+    )
+
+    @property
+    def resolved_text_head(self) -> Path | None:
+        if self.text_head is not None:
+            return self.text_head
+        default = self.home / "models" / "text-head.json"
+        return default if default.is_file() else None
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -59,6 +59,39 @@ def plan(judged: Judgement, rules: list[ActionRule], bank_labels: dict[str, str]
     return Plan(fallback, (fallback,), None, f"{judged.verdict.value}, no rule fits")
 
 
+TEXT_BANK = "text"
+"""The bank name a post's verdict answers to in the rules: `{"bank": "text", "label": ORG}`."""
+
+
+def plan_text(verdict: str, org: str, rules: list[ActionRule]) -> Plan:
+    """The plan for a post: the first rule whose bank fits `text`, whose label fits the
+    organisation named and whose verdict fits; the same safe default as uploads otherwise."""
+    if verdict not in ("match", "review"):
+        return Plan("allow", (), None, "no match")
+    for index, rule in enumerate(rules):
+        if rule.verdict != verdict:
+            continue
+        if not fnmatchcase(TEXT_BANK, rule.bank) or not fnmatchcase(org, rule.label):
+            continue
+        actions = tuple(a for a in rule.actions if not a.startswith("bank:"))
+        decision: Decision = (
+            "block" if "block" in actions else "hold" if "hold" in actions else "allow"
+        )
+        return Plan(
+            decision,
+            actions,
+            index,
+            f"{verdict} naming {org or 'no listed organisation'} (rule {index})",
+        )
+    fallback: Decision = "block" if verdict == "match" else "hold"
+    return Plan(
+        fallback,
+        (fallback,),
+        None,
+        f"{verdict} naming {org or 'no listed organisation'}, no rule fits",
+    )
+
+
 def check_rules(rules: list[ActionRule]) -> None:
     """Refuse rules naming an action Firebreak does not know (ValueError)."""
     for index, rule in enumerate(rules):

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 
-from firebreak.errors import ActionFailed
+from firebreak.errors import ActionFailed, DecisionRefused
 
 SIGNATURE_HEADER = "X-Firebreak-Signature"
 TIMESTAMP_HEADER = "X-Firebreak-Timestamp"
@@ -57,3 +57,15 @@ def post_signed(
         if attempt + 1 < attempts:
             time.sleep(backoff_s * 2**attempt)
     raise ActionFailed(url, f"webhook failed: {last_error}")
+
+
+def tell_platform(
+    url: str | None, secret: str | None, key_material: str, payload: Mapping[str, object]
+) -> None:
+    """POST a scan's decision to the platform's `scan_webhook_url`, signed, with an
+    `idempotency_key` made from `key_material`: the same decision on the same content has the
+    same key, so receivers drop repeats."""
+    if not url:
+        raise DecisionRefused("webhook", "the rule says webhook but no scan_webhook_url is set")
+    key = hashlib.sha256(key_material.encode()).hexdigest()
+    post_signed(url, {"idempotency_key": key, **payload}, secret)

@@ -19,12 +19,15 @@ from pydantic import AfterValidator, BaseModel, Field
 from firebreak.api.auth import Caller, firebreak_of, require
 from firebreak.api.uploads import saved_upload
 from firebreak.incidents import IncidentDesk
+from firebreak.posts import PostDesk, scanner_for
 from firebreak.reviews import ReviewDesk
 from firebreak.service import Firebreak
 from firebreak.signals import file_digests
 from firebreak.store import INCIDENT_STATUSES
 from firebreak.store.repository import UNSET
 from firebreak.store.reviews import REVIEW_STATUSES
+from firebreak.text.onscreen import ScreenReader
+from firebreak.text.scan import MAX_POST_CHARS
 
 router = APIRouter(prefix="/v1")
 
@@ -289,6 +292,55 @@ def scan(
     with saved_upload(file, fb.settings) as path, request.app.state.lock:
         outcome = ReviewDesk(fb).scan(path, subject, caller.actor)
     return outcome.to_json() | {"file": subject}
+
+
+# Posts and on-screen text
+
+
+class PostIn(BaseModel):
+    id: str | int | None = Field(default=None, description="The platform's id of the post.")
+    text: str = Field(max_length=MAX_POST_CHARS)
+
+
+class PostsIn(BaseModel):
+    posts: list[PostIn] = Field(min_length=1, max_length=1000)
+    classify_all: bool = Field(
+        default=False, description="Let the classifier read posts that name no organisation."
+    )
+
+
+@router.post("/text/scan", summary="Scan posts for designated organisations and act on them")
+def scan_posts(
+    body: PostsIn,
+    fb: Fb,
+    caller: Annotated[Caller, Depends(require("match"))],
+) -> dict[str, object]:
+    """One verdict a post, in order: the organisations named (spans in the original text), the
+    stance when a classifier is trained, the verdict, the registry version, and what the action
+    rules (bank `text`, label the organisation) did with it: block, hold for review, allow."""
+    # No service lock: posts touch no index, and the store and the classifier are thread-safe.
+    desk = PostDesk(fb, scanner_for(fb, body.classify_all))
+    outcomes = desk.scan([(p.id, p.text) for p in body.posts], caller.actor)
+    return {"verdicts": [o.to_json() for o in outcomes]}
+
+
+@router.post("/text/media", summary="Read an upload's on-screen text for designated organisations")
+def scan_media_text(
+    fb: Fb,
+    _: Annotated[Caller, Depends(require("match"))],
+    file: Annotated[UploadFile, File(description="An image or a video.")],
+) -> dict[str, object]:
+    """Aliases read on screen, each with its frame time and box (x, y, width, height)."""
+    with saved_upload(file, fb.settings) as path:
+        scanner = scanner_for(fb)
+        reader = ScreenReader(scanner.matcher)
+        hits = reader.read_media(path, fb.settings)
+    return {
+        "file": file.filename or "upload",
+        "hits": [h.to_json() for h in hits],
+        "frames_read": reader.frames_read,
+        "list_version": scanner.version,
+    }
 
 
 # The review queue of uploads

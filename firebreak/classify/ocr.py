@@ -124,6 +124,8 @@ class TextLine:
     confidence: float
     area_share: float
     """Share of the frame its box covers."""
+    box: tuple[int, int, int, int] | None = None
+    """Where it is: x, y, width, height in the pixels of the frame read."""
 
 
 def load_watch_list(path: Path | str) -> tuple[WatchTerm, ...]:
@@ -407,7 +409,10 @@ def rapidocr_engine(detect_side: int = 480) -> OcrEngine:
         lines = []
         for box, text, confidence in result or ():
             points = np.asarray(box, dtype=np.float64)
-            lines.append(TextLine(str(text), float(confidence), _polygon_area(points) / area))
+            x0, y0 = points.min(axis=0)
+            x1, y1 = points.max(axis=0)
+            rect = (int(x0), int(y0), int(round(x1 - x0)), int(round(y1 - y0)))
+            lines.append(TextLine(str(text), float(confidence), _polygon_area(points) / area, rect))
         return lines
 
     return read

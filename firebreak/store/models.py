@@ -224,6 +224,8 @@ class ReviewRow(Base):
     decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     banked_bank: Mapped[str | None] = mapped_column(String(200), nullable=True)
     banked_item: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="media", server_default="media")
+    content_text: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class FeedEventRow(Base):

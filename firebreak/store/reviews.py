@@ -59,6 +59,10 @@ class Review:
     decision_note: str | None
     banked_bank: str | None
     banked_item: str | None
+    kind: str = "media"
+    """"media" for an upload, "text" for a post."""
+    content_text: str | None = None
+    """A post's text."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -77,6 +81,8 @@ class Review:
             "banked": (
                 {"bank": self.banked_bank, "item": self.banked_item} if self.banked_bank else None
             ),
+            "kind": self.kind,
+            "text": self.content_text,
         }
 
 
@@ -92,8 +98,11 @@ class Reviews:
         verdict: str,
         matches: Sequence[Mapping[str, Any]],
         actor: str,
+        kind: str = "media",
+        text: str | None = None,
     ) -> Review:
-        """Put an upload in the queue with its matches (best first)."""
+        """Put an upload (or a post: `kind` "text" with its `text`) in the queue with its
+        matches (best first)."""
         score = max((float(m.get("score") or 0.0) for m in matches), default=0.0)
         with self._sessions.begin() as session:
             row = ReviewRow(
@@ -106,6 +115,8 @@ class Reviews:
                 status="open",
                 created_at=utcnow(),
                 created_by=actor,
+                kind=kind,
+                content_text=text,
             )
             session.add(row)
             session.flush()
@@ -193,4 +204,6 @@ def _review(row: ReviewRow) -> Review:
         row.decision_note,
         row.banked_bank,
         row.banked_item,
+        row.kind,
+        row.content_text,
     )
