@@ -227,3 +227,17 @@ def test_text_scan_names_the_organisations_of_each_post_with_the_list_version(  
     assert all(line["label"] is None and line["list_version"] == 1 for line in lines)
     assert [line["score"] for line in lines] == [1.0, 1.0, 0.0, 1.0]
     assert refused.code != 0 and "line 1" in refused.stderr
+
+
+def test_an_acronym_is_not_the_word_it_spells(matcher: AliasMatcher) -> None:
+    # "IS" is registered in capitals: the English word and a sentence's "Is" are not it.
+    for text in ["this is fine", "Is it raining?", "what is IS? no: what is is", "iѕ"]:
+        hits = matcher.scan(text)
+        assert all(text[h.span[0] : h.span[1]] == "IS" for h in hits), (text, hits)
+    assert [h.alias for h in matcher.scan("what is IS")] == ["IS"]
+    for text in ["IS claimed it", "the I.S. flag", "1$ fighters", "ІЅ returns"]:
+        assert [h.alias for h in matcher.scan(text)] == ["IS"], text
+    # A short alias registered in small letters matches in any case.
+    lower = AliasMatcher([("Example Front", "ef")])
+    assert [h.alias for h in lower.scan("go ef go")] == ["ef"]
+    assert [h.alias for h in lower.scan("go EF go")] == ["ef"]

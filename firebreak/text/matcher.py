@@ -11,7 +11,14 @@ the original text and keeps it only when it passes the boundary rule:
   ("IS" is not found in "this" or "crisis", "ISIS" is not found in "crisis");
 * aliases of at most :data:`SHORT_ALIAS_MAX` characters must in addition be one
   written word: no whitespace inside the span ("I.S." matches, "i s" does not);
-* longer aliases may run across inserted separators ("i s i s", "is-is").
+* aliases of up to :data:`WORD_BOUNDARY_MAX` characters may run across inserted
+  punctuation ("is-is", "I.S.I.S") and across spaces only when the spaces split
+  them into single letters ("i s i s"): "is is" is two words, not "ISIS"; longer
+  aliases may run across any separators ("al shabaab");
+* an acronym (an alias of at most :data:`SHORT_ALIAS_MAX` characters written in
+  capitals in the registry, such as "IS") matches only where the post writes it
+  without small letters: "IS", "I.S.", "1$" or Cyrillic "ІЅ", never the English
+  word "is" or a sentence's "Is".
 
 Overlapping hits are resolved longest first; hits are unique per (org, span).
 """
@@ -56,6 +63,15 @@ class _Alias:
     org: str
     alias: str
 
+    @property
+    def acronym(self) -> bool:
+        letters = [c for c in self.alias if c.isalpha()]
+        return (
+            bool(letters)
+            and len(self.alias) <= SHORT_ALIAS_MAX + 3
+            and all(c.isupper() for c in letters)
+        )
+
 
 # The automaton value for one key: the key's length and every alias with that form.
 _Value = tuple[int, list[_Alias]]
@@ -83,6 +99,13 @@ def _at_boundary(text: str, start: int, end: int) -> bool:
     return not (before >= 0 and is_word_char(text[before])) and not (
         after < len(text) and is_word_char(text[after])
     )
+
+
+def _spaced_words(span: str) -> bool:
+    """Whether spaces in `span` separate pieces of more than one letter (words, not a name
+    spelled out letter by letter)."""
+    pieces = span.split()
+    return len(pieces) > 1 and any(sum(is_word_char(c) for c in p) > 1 for p in pieces)
 
 
 class AliasMatcher:
@@ -131,7 +154,14 @@ class AliasMatcher:
                     continue
                 if length <= SHORT_ALIAS_MAX and any(c.isspace() for c in text[start:stop]):
                     continue
-                candidates.extend(AliasHit(a.org, a.alias, (start, stop)) for a in aliases)
+                if length <= WORD_BOUNDARY_MAX and _spaced_words(text[start:stop]):
+                    continue
+                lower = length <= SHORT_ALIAS_MAX and any(c.islower() for c in text[start:stop])
+                candidates.extend(
+                    AliasHit(a.org, a.alias, (start, stop))
+                    for a in aliases
+                    if not (lower and a.acronym)
+                )
         return _resolve(candidates)
 
 
