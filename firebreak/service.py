@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,13 +32,16 @@ from firebreak.match import (
     FrameHit,
     ItemMatch,
     Judgement,
-    Segment,
     Verdict,
-    align_frame_hits,
-    frame_closeness,
     fuse_picture_and_sound,
     judge,
-    score_alignment,
+)
+from firebreak.match.items import (
+    add_digest_match,
+    aligned_item_match,
+    audio_item_match,
+    digest_item_match,
+    keep_better_alignment,
 )
 from firebreak.media import MediaKind, probe_media
 from firebreak.settings import Settings
@@ -400,27 +403,25 @@ class Firebreak:
 
     def match_file(self, path: Path) -> MatchResult:
         started = time.monotonic()
-        s = self.settings
-        query = hash_query_file(path, s)
+        return self.match_query(hash_query_file(path, self.settings), str(path), started)
+
+    def match_query(
+        self, query: QuerySignals, file: str, started: float | None = None
+    ) -> MatchResult:
+        """A hashed query matched: frame and thumbnail hits aligned, soundtrack fused, exact
+        digests, judged by the banks' current rules. `started` (monotonic) is when the work on
+        it began, for `elapsed_s`."""
+        started = time.monotonic() if started is None else started
         evidence = self.lookup_frames(query.views, query.thumb_views)
         matches = {
             m.item.id: m
             for m in self.match_evidence(evidence, query.audio, query.duration_s, query.is_video)
         }
         for digest_match in self._digest_matches(query):
-            previous = matches.get(digest_match.item.id)
-            if previous is not None:
-                digest_match = ItemMatch(
-                    digest_match.item,
-                    1.0,
-                    {**previous.signals, **digest_match.signals},
-                    previous.query_segment,
-                    previous.item_segment,
-                )
-            matches[digest_match.item.id] = digest_match
+            add_digest_match(matches, digest_match)
         judged = self.judge(matches.values())
         return MatchResult(
-            str(path),
+            file,
             judged.verdict,
             judged.matches,
             time.monotonic() - started,
@@ -494,21 +495,7 @@ class Firebreak:
         ):
             step = 1.0 / fps if is_video else 0.0
             for match in self._aligned_matches(hits, signal, step, duration_s, needed):
-                kept = found.get(match.item.id)
-                if kept is None:
-                    found[match.item.id] = match
-                    continue
-                # PDQ (found first) places segments more precisely than thumbnails: its
-                # alignment stands whenever it is a match on its own.
-                pdq_stands = kept.score >= s.match_score or kept.score >= match.score
-                better, other = (kept, match) if pdq_stands else (match, kept)
-                found[match.item.id] = ItemMatch(
-                    better.item,
-                    max(better.score, other.score),
-                    {**other.signals, **better.signals},
-                    better.query_segment,
-                    better.item_segment,
-                )
+                keep_better_alignment(found, match, s.match_score)
         return list(found.values())
 
     def _aligned_matches(
@@ -523,7 +510,6 @@ class Firebreak:
 
         `most_needed` caps the aligned item frames needed for full confidence."""
         s = self.settings
-        threshold = signal.threshold(s)
         sources = self.store.resolve_signals(signal_id for signal_id, _ in evidence)
         by_item: dict[int, list[FrameHit]] = defaultdict(list)
         items: dict[int, Item] = {}
@@ -539,49 +525,18 @@ class Firebreak:
         frame_times = self.store.frame_times(by_item, stored_types, s.min_quality)
         results = []
         for item_id, item_hits in by_item.items():
-            item = items[item_id]
-            item_step = 1.0 / s.bank_fps if item.media_kind == MediaKind.VIDEO.value else 0.0
-            alignment = align_frame_hits(
+            match = aligned_item_match(
+                items[item_id],
                 item_hits,
-                s.align_tolerance_s,
+                signal,
                 query_step,
-                item_step,
                 query_duration_s,
-                item.duration_s,
-                s.align_speeds,
+                most_needed,
+                frame_times.get(item_id, []),
+                s,
             )
-            if alignment is None:
-                continue
-            seg = alignment.item_segment
-            times = frame_times.get(item_id, [])
-            in_segment = sum(1 for t in times if seg.start <= t < max(seg.end, seg.start + 1e-6))
-            needed = min(s.min_matched_frames, most_needed, max(1, len(times)))
-            if signal is ThumbSignal:
-                needed = most_needed  # a thumbnail alone is weak: always want several frames
-            score = score_alignment(alignment, in_segment, needed, threshold)
-            distances = [h.distance for h in alignment.hits]
-            closeness = [frame_closeness(d, threshold) for d in distances]
-            results.append(
-                ItemMatch(
-                    item,
-                    score,
-                    {
-                        signal.name: {
-                            "score": round(score, 4),
-                            "matched_item_frames": alignment.matched_item_frames,
-                            "item_frames": in_segment,
-                            "matched_query_frames": alignment.matched_query_frames,
-                            "mean_distance": round(float(np.mean(distances)), 2),
-                            "closeness": round(float(np.mean(closeness)), 3),
-                            "offset_s": round(alignment.offset_s, 2),
-                            "speed": round(alignment.speed, 3),
-                            "views": dict(Counter(h.view for h in alignment.hits)),
-                        }
-                    },
-                    alignment.query_segment,
-                    alignment.item_segment,
-                )
-            )
+            if match is not None:
+                results.append(match)
         return results
 
     def _audio_matches(self, audio: AudioPeaks | None) -> list[ItemMatch]:
@@ -594,48 +549,22 @@ class Firebreak:
             query_landmarks_from_peaks(audio), AudioSignal.threshold(self.settings)
         )
         sources = self.store.resolve_signals(m.item_id for m in found)
-        results = []
-        for match in found:
-            source = sources.get(match.item_id)
-            if source is None:
-                continue
-            results.append(
-                ItemMatch(
-                    source.item,
-                    match.score,
-                    {
-                        AudioSignal.name: {
-                            "score": round(match.score, 4),
-                            "matched_landmarks": match.matches,
-                            "coverage": round(match.coverage, 3),
-                            "speed": round(match.speed, 3),
-                            "pitch": round(match.pitch, 3),
-                            "offset_s": round(match.offset, 2),
-                        }
-                    },
-                    Segment(*match.query_segment),
-                    Segment(*match.item_segment),
-                )
-            )
-        return results
+        return [
+            audio_item_match(source.item, match)
+            for match in found
+            for source in (sources.get(match.item_id),)
+            if source is not None
+        ]
 
     def _digest_matches(self, query: QuerySignals) -> list[ItemMatch]:
-        results = []
-        for kind, value in (
-            (Md5Signal, query.digests.md5),
-            (Sha256Signal, query.digests.sha256),
-        ):
-            for item in self.store.find_items_by_signal(kind.name, value):
-                results.append(
-                    ItemMatch(
-                        item,
-                        1.0,
-                        {kind.name: {"exact": True}},
-                        Segment(0.0, query.duration_s),
-                        Segment(0.0, item.duration_s),
-                    )
-                )
-        return results
+        return [
+            digest_item_match(item, kind.name, query.duration_s)
+            for kind, value in (
+                (Md5Signal, query.digests.md5),
+                (Sha256Signal, query.digests.sha256),
+            )
+            for item in self.store.find_items_by_signal(kind.name, value)
+        ]
 
     # Hash lists
 

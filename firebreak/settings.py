@@ -227,6 +227,27 @@ class Settings(BaseSettings):
         default=600, ge=1, description="Most frames of one video read for on-screen text."
     )
 
+    queue_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="The upload path's durable queue (Redis Streams) for `firebreak worker`.",
+    )
+    queue_prefix: str = Field(
+        default="firebreak", description="Prefix of the queue's stream keys: one per deployment."
+    )
+    queue_visibility_timeout_s: float = Field(
+        default=30.0, gt=0, description="An event pending this long with a worker is handed on."
+    )
+    queue_max_deliveries: int = Field(
+        default=5, ge=1, description="Deliveries after which an event goes to the dead letters."
+    )
+    worker_batch: int = Field(default=16, ge=1, description="Events a worker takes at once.")
+    matcher_refresh_s: float = Field(
+        default=0.5, gt=0, description="How often an idle matcher catches its index up."
+    )
+    worker_media_root: Path | None = Field(
+        default=None, description="Upload paths given to workers must lie under it."
+    )
+
     @property
     def resolved_text_head(self) -> Path | None:
         if self.text_head is not None:

@@ -8,43 +8,23 @@ cannot be turned against the network it runs in.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import shutil
-import socket
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 from fastapi import HTTPException, UploadFile
 
+from firebreak.errors import MediaRejected
+from firebreak.media.fetch import MediaTooLarge, copy_limited, fetch_media, safe_name
 from firebreak.settings import Settings
 
-_CHUNK = 1 << 20
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+__all__ = ["fetched_url", "safe_name", "saved_upload"]
 
 
-def safe_name(name: str | None, default: str = "upload") -> str:
-    """A file name that is safe as a path part and keeps the original's extension."""
-    base = _SAFE.sub("_", (name or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).strip("._")
-    return base[:200] or default
-
-
-def _copy_limited(source: BinaryIO, dest: Path, limit: int, what: str) -> None:
-    written = 0
-    with dest.open("wb") as out:
-        while chunk := source.read(_CHUNK):
-            written += len(chunk)
-            if written > limit:
-                raise HTTPException(413, f"{what} is larger than the limit of {limit} bytes")
-            out.write(chunk)
-    if written == 0:
-        raise HTTPException(422, f"{what} is empty")
+def _refused(exc: MediaRejected) -> HTTPException:
+    return HTTPException(413 if isinstance(exc, MediaTooLarge) else 422, str(exc))
 
 
 @contextmanager
@@ -53,7 +33,10 @@ def saved_upload(upload: UploadFile, settings: Settings) -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="upload-", dir=_uploads_dir(settings)))
     try:
         path = folder / safe_name(upload.filename)
-        _copy_limited(upload.file, path, settings.api_max_upload_bytes, "the upload")
+        try:
+            copy_limited(upload.file, path, settings.api_max_upload_bytes, "the upload")
+        except MediaRejected as exc:
+            raise _refused(exc) from None
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -62,37 +45,21 @@ def saved_upload(upload: UploadFile, settings: Settings) -> Iterator[Path]:
 @contextmanager
 def fetched_url(url: str, settings: Settings) -> Iterator[Path]:
     """The media at `url`, fetched under the size and time limits, removed afterwards."""
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise HTTPException(422, "only http:// and https:// URLs are fetched")
-    if not settings.api_fetch_private:
-        _refuse_internal(parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80))
     folder = Path(tempfile.mkdtemp(prefix="fetch-", dir=_uploads_dir(settings)))
     try:
-        path = folder / safe_name(parsed.path, "fetched")
-        request = urllib.request.Request(url, headers={"User-Agent": "firebreak"})
         try:
-            with urllib.request.urlopen(request, timeout=settings.api_fetch_timeout_s) as response:
-                _copy_limited(response, path, settings.api_max_upload_bytes, "the fetched file")
-        except urllib.error.HTTPError as exc:
-            raise HTTPException(422, f"fetching the URL failed: HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise HTTPException(422, f"fetching the URL failed: {reason}") from None
+            path = fetch_media(
+                url,
+                folder,
+                max_bytes=settings.api_max_upload_bytes,
+                timeout_s=settings.api_fetch_timeout_s,
+                allow_private=settings.api_fetch_private,
+            )
+        except MediaRejected as exc:
+            raise _refused(exc) from None
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _refuse_internal(host: str, port: int) -> None:
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except OSError:
-        raise HTTPException(422, f"cannot resolve {host}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise HTTPException(422, f"{host} is not a public address; not fetched")
 
 
 def _uploads_dir(settings: Settings) -> Path:

@@ -103,30 +103,9 @@ class Reviews:
     ) -> Review:
         """Put an upload (or a post: `kind` "text" with its `text`) in the queue with its
         matches (best first)."""
-        score = max((float(m.get("score") or 0.0) for m in matches), default=0.0)
         with self._sessions.begin() as session:
-            row = ReviewRow(
-                subject=subject[:500],
-                media=media,
-                media_sha256=media_sha256,
-                verdict=verdict,
-                score=score,
-                matches=json.dumps([dict(m) for m in matches], sort_keys=True, default=str),
-                status="open",
-                created_at=utcnow(),
-                created_by=actor,
-                kind=kind,
-                content_text=text,
-            )
-            session.add(row)
-            session.flush()
-            write_audit(
-                session,
-                actor,
-                "review.hold",
-                f"review:{row.id}",
-                f"{verdict} at {score:.2f}: {subject[:200]}",
-                {"matches": [dict(m) for m in matches][:5], "sha256": media_sha256},
+            row = hold_in(
+                session, subject, media, media_sha256, verdict, matches, actor, kind, text
             )
             return _review(row)
 
@@ -185,6 +164,46 @@ class Reviews:
         if row is None:
             raise ReviewNotFound(review_id)
         return row
+
+
+def hold_in(
+    session: Session,
+    subject: str,
+    media: str | None,
+    media_sha256: str | None,
+    verdict: str,
+    matches: Sequence[Mapping[str, Any]],
+    actor: str,
+    kind: str = "media",
+    text: str | None = None,
+) -> ReviewRow:
+    """Queue an upload or a post for review inside the caller's transaction, with its audit
+    entry: a worker holds an upload in the same transaction as the rest of its effects."""
+    score = max((float(m.get("score") or 0.0) for m in matches), default=0.0)
+    row = ReviewRow(
+        subject=subject[:500],
+        media=media,
+        media_sha256=media_sha256,
+        verdict=verdict,
+        score=score,
+        matches=json.dumps([dict(m) for m in matches], sort_keys=True, default=str),
+        status="open",
+        created_at=utcnow(),
+        created_by=actor,
+        kind=kind,
+        content_text=text,
+    )
+    session.add(row)
+    session.flush()
+    write_audit(
+        session,
+        actor,
+        "review.hold",
+        f"review:{row.id}",
+        f"{verdict} at {score:.2f}: {subject[:200]}",
+        {"matches": [dict(m) for m in matches][:5], "sha256": media_sha256},
+    )
+    return row
 
 
 def _review(row: ReviewRow) -> Review:
