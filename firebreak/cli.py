@@ -380,6 +380,26 @@ def worker_submit(
         raise fail(str(exc)) from None
 
 
+@worker_app.command("catalogue")
+def worker_catalogue(
+    out_path: Annotated[Path, typer.Argument(help="Where the catalogue JSONL goes.")],
+) -> None:
+    """Write a sweep catalogue of every file the hasher workers stored signals for (one line a
+    distinct file), so `firebreak sweep` matches them without decoding anything again."""
+    from firebreak.scale.workers import hash_params
+    from firebreak.store.scale import UploadLedger
+
+    with opened() as fb:
+        params = hash_params(fb.settings)
+        count = 0
+        with out_path.open("w", encoding="utf-8") as catalogue:
+            for sha256 in UploadLedger(fb.store.engine).iter_stored_files(params):
+                stored = {"sha256": sha256, "params": params}
+                catalogue.write(json.dumps({"id": sha256, "stored": stored}) + "\n")
+                count += 1
+    out.print(f"{count:,} stored files written to {out_path}", highlight=False)
+
+
 @app.command("sweep")
 def sweep_command(
     catalogue: Annotated[

@@ -34,9 +34,12 @@ from firebreak.scale.sweep import (
     random_walk_frames,
     stored_query,
 )
+from firebreak.scale.workers import encode_query, hash_params
 from firebreak.service import Firebreak
 from firebreak.settings import ActionRule, Settings
+from firebreak.signals import hash_query_file
 from firebreak.store import SignalValue
+from firebreak.store.scale import NewUploadHashes, UploadLedger
 from tests.conftest import ffmpeg
 
 BANK = "incident"
@@ -392,5 +395,48 @@ def test_a_sweep_whose_driver_is_killed_goes_on_where_it_stopped(
         assert {f["id"] for f in sweep.findings()} == expected
         assert _sweep_audit(fb, "killed") == Counter({f"upload:{u}": 1 for u in expected})
         assert summary.interrupted_actions == ()
+    finally:
+        fb.close()
+
+
+def test_a_sweep_of_signals_stored_at_upload_finds_mirrored_copies_without_decoding(
+    tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    """What hasher workers stored for each upload (every view, not only whole frames) is swept
+    as it is: the mirrored copy is found from the database, its media long gone."""
+    banked_clip = lavfi_clip("testsrc2", 5, tmp_path / "banked.mp4", size="320x180")
+    mirrored = tmp_path / "mirrored.mp4"
+    ffmpeg("-i", banked_clip, "-vf", "hflip", "-crf", "30", mirrored)
+    other = lavfi_clip("mandelbrot", 4, tmp_path / "other.mp4", size="320x180")
+    home = cli.home
+    fb = Firebreak(Settings(home=home))
+    try:
+        ledger = UploadLedger(fb.store.engine)
+        params = hash_params(fb.settings)
+        for event_id, clip in (("e-mirrored", mirrored), ("e-other", other)):
+            signals = hash_query_file(clip, fb.settings)
+            hashes = NewUploadHashes(
+                signals.digests.sha256, params, str(clip), {}, encode_query(signals)
+            )
+            ledger.record_hashes(event_id, "test-hasher", hashes, {})
+        fb.create_bank(BANK)
+        fb.bank_file(BANK, banked_clip)
+        mirrored_sha = hash_query_file(mirrored, fb.settings).digests.sha256
+    finally:
+        fb.close()
+    mirrored.unlink()  # nothing is decoded again: the media need not exist
+
+    catalogue = tmp_path / "stored.jsonl"
+    written = cli("worker", "catalogue", catalogue)
+    assert written.code == 0, written.stderr
+    assert len(catalogue.read_text().splitlines()) == 2
+    swept = cli("sweep", catalogue, "--bank", BANK, "--workers", "1", "--json", timeout=300)
+    assert swept.code == 0, swept.stderr
+    summary = json.loads(swept.stdout.splitlines()[-1])
+    assert summary["matches"] == 1 and summary["errors"] == 0, summary
+    fb = Firebreak(Settings(home=home))
+    try:
+        (entry,) = [e for e in fb.store.audit.entries() if e.action.startswith("sweep.block")]
+        assert entry.subject == f"upload:{mirrored_sha}"
     finally:
         fb.close()

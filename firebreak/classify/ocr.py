@@ -411,7 +411,7 @@ def rapidocr_engine(detect_side: int = 480) -> OcrEngine:
             points = np.asarray(box, dtype=np.float64)
             x0, y0 = points.min(axis=0)
             x1, y1 = points.max(axis=0)
-            rect = (int(x0), int(y0), int(round(x1 - x0)), int(round(y1 - y0)))
+            rect = (int(x0), int(y0), int(x1 - x0 + 0.5), int(y1 - y0 + 0.5))
             lines.append(TextLine(str(text), float(confidence), _polygon_area(points) / area, rect))
         return lines
 

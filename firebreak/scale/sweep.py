@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import create_engine
 
 from firebreak.actions.rules import Plan, plan
 from firebreak.actions.webhook import tell_platform
@@ -68,9 +69,10 @@ from firebreak.match.items import (
     keep_better_alignment,
 )
 from firebreak.media.fetch import fetch_media
+from firebreak.scale.workers import decode_query
 from firebreak.service import Firebreak, match_json
 from firebreak.settings import Settings
-from firebreak.signals import FrameHash, codes_matrix, hash_query_file
+from firebreak.signals import FrameHash, QuerySignals, codes_matrix, hash_query_file
 from firebreak.signals.audio import (
     AudioPeaks,
     AudioSignal,
@@ -87,6 +89,7 @@ from firebreak.signals.thumb import ThumbSignal, decode_thumbs
 from firebreak.signals.video import VideoSignal, parse_vpdq
 from firebreak.signals.views import ThumbView, ViewHash
 from firebreak.store import BankRule, Item, SignalValue
+from firebreak.store.scale import UploadLedger
 
 _PDQ_TYPES = (PdqSignal.name, VideoSignal.name)
 _DIGESTS: tuple[type[SignalType], ...] = (Md5Signal, Sha256Signal)
@@ -123,6 +126,9 @@ class CatalogueEntry:
     duration_s: float | None = None
     audio: str | None = None
     """The soundtrack's peaks as stored (`format_audio_peaks`), if it was fingerprinted."""
+    stored: tuple[str, str] | None = None
+    """(SHA-256, hashing parameters) of the query signals a hasher worker stored in the
+    database at upload: every view (mirrored, content box) and thumbnail, not only frames."""
 
     @property
     def has_hashes(self) -> bool:
@@ -130,7 +136,7 @@ class CatalogueEntry:
 
     @property
     def source(self) -> str:
-        return self.path or self.url or ""
+        return self.path or self.url or (f"stored:{self.stored[0]}" if self.stored else "")
 
     def signal_values(self) -> list[SignalValue]:
         """The stored hashes as bank signals (what a `bank:NAME` action banks)."""
@@ -193,6 +199,9 @@ def parse_entry(line: str | bytes) -> CatalogueEntry:
     duration = record.get("duration_s")
     if duration is not None and (not isinstance(duration, int | float) or duration < 0):
         raise ValueError(f"{entry_id}: `duration_s` must be a number of seconds")
+    stored = _stored(record.get("stored"), entry_id)
+    if stored is not None:
+        return CatalogueEntry(entry_id, sha256=stored[0], stored=stored)
     entry = CatalogueEntry(
         entry_id,
         path,
@@ -207,6 +216,17 @@ def parse_entry(line: str | bytes) -> CatalogueEntry:
     if not entry.has_hashes and not path and not url:
         raise ValueError(f"{entry_id}: neither a path, a URL nor stored hashes")
     return entry
+
+
+def _stored(value: Any, entry_id: str) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f'{entry_id}: `stored` must be {{"sha256": ..., "params": ...}}')
+    sha256, params = value.get("sha256"), value.get("params")
+    if not isinstance(params, str) or not params or len(params) > 200:
+        raise ValueError(f"{entry_id}: `stored` needs the `params` the signals were hashed with")
+    return Sha256Signal.validate(str(sha256)), params
 
 
 def _one(values: Any) -> Any:
@@ -622,7 +642,12 @@ def _sweep_partition(
         entry: CatalogueEntry | None = None
         try:
             entry = parse_entry(raw)
-            queries.append(stored_query(entry, s) if entry.has_hashes else media_query(entry, s))
+            if entry.stored is not None:
+                queries.append(stored_signals_query(entry, s))
+            elif entry.has_hashes:
+                queries.append(stored_query(entry, s))
+            else:
+                queries.append(media_query(entry, s))
         except (ValueError, FirebreakError, OSError) as exc:
             errors.append(EntryError(line, entry.id if entry else None, str(exc)[:500]))
     findings = [
@@ -658,20 +683,42 @@ def stored_query(entry: CatalogueEntry, settings: Settings) -> Query:
     )
 
 
-def media_query(entry: CatalogueEntry, settings: Settings) -> Query:
-    """An upload's media (a path, or a URL fetched first) hashed as `firebreak match` hashes it."""
-    with _local_media(entry, settings) as path:
-        signals = hash_query_file(path, settings)
+_ledgers: dict[str, UploadLedger] = {}
+
+
+def stored_signals_query(entry: CatalogueEntry, settings: Settings) -> Query:
+    """The query signals a hasher worker stored for the upload, read back from the database:
+    the same views and thumbnails `firebreak match` would compute, without decoding again."""
+    assert entry.stored is not None
+    url = settings.resolved_database_url
+    ledger = _ledgers.get(url)
+    if ledger is None:  # one engine a worker process
+        ledger = _ledgers[url] = UploadLedger(create_engine(url, pool_pre_ping=True))
+    sha256, params = entry.stored
+    data = ledger.signals(sha256, params)
+    if data is None:
+        raise ValueError(f"{entry.id}: no stored signals for {sha256} hashed with {params}")
+    return _signals_query(entry, decode_query(data, entry.id))
+
+
+def _signals_query(entry: CatalogueEntry, signals: QuerySignals) -> Query:
     return Query(
         entry,
-        signals.views,
+        tuple(signals.views),
         signals.is_video,
         signals.duration_s,
-        signals.thumb_views,
+        tuple(signals.thumb_views),
         signals.audio,
         signals.digests.md5,
         signals.digests.sha256,
     )
+
+
+def media_query(entry: CatalogueEntry, settings: Settings) -> Query:
+    """An upload's media (a path, or a URL fetched first) hashed as `firebreak match` hashes it."""
+    with _local_media(entry, settings) as path:
+        signals = hash_query_file(path, settings)
+    return _signals_query(entry, signals)
 
 
 @contextlib.contextmanager

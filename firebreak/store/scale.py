@@ -216,6 +216,23 @@ class UploadLedger:
                 yield str(sha256), str(signals)
             last = str(rows[-1][0])
 
+    def iter_stored_files(self, params: str, batch: int = 5000) -> Iterator[str]:
+        """The SHA-256 of every distinct uploaded file whose signals were stored with `params`,
+        in order, without reading the signals: a sweep's catalogue."""
+        last = ""
+        while True:
+            with self._sessions() as session:
+                rows = session.scalars(
+                    select(UploadSignalsRow.sha256)
+                    .where(UploadSignalsRow.params == params, UploadSignalsRow.sha256 > last)
+                    .order_by(UploadSignalsRow.sha256)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            yield from (str(r) for r in rows)
+            last = str(rows[-1])
+
     def uploads_of_file(self, sha256: str) -> list[UploadHashes]:
         """Every upload of the file, oldest first (whom a sweep's late match concerns)."""
         with self._sessions() as session:
