@@ -30,6 +30,7 @@ bench: bench-data
 	$(BIN)/firebreak bench speed --minutes 10 --repeats 1 | tee bench/results/speed-$$(date +%F).txt
 	$(BIN)/firebreak bench live --clips $(FIREBREAK_CLIPS_DIR) --out bench/results
 	$(BIN)/firebreak bench api --minutes 2 --out bench/results
+	$(BIN)/firebreak bench index --out bench/results
 	$(BIN)/firebreak bench sweep --uploads 1000000 --workers 2 | tee bench/results/sweep-$$(date +%F).txt
 	$(BIN)/firebreak bench text --train tests/data/text/train.jsonl --eval tests/data/text/eval.jsonl --out bench/results
 

@@ -1360,6 +1360,33 @@ def bench_live(
         out.print(f"wrote {path}", markup=False, highlight=False)
 
 
+@bench_app.command("index")
+def bench_index(
+    sizes: Annotated[str, typer.Option(help="Comma-separated bank sizes.")] = "1000000,10000000",
+    queries: Annotated[int, typer.Option(min=10, help="Queries a workload.")] = 2000,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Write index-<date>.json into this folder.")
+    ] = Path("bench/results"),
+) -> None:
+    """The matcher's index at scale: Firebreak's multi-index hashing beside faiss's flat and
+    multi-hash indices (build time, memory, p50/p99 query time, recall) on random and
+    clustered codes, radius 31."""
+    from firebreak.bench.index_scale import format_report, run_index_bench
+
+    def note(message: str) -> None:
+        err.print(message, markup=False, highlight=False)
+
+    try:
+        chosen = tuple(int(s) for s in sizes.split(","))
+    except ValueError:
+        raise fail(f"--sizes must be comma-separated numbers, not {sizes!r}") from None
+    try:
+        report = run_index_bench(sizes=chosen, queries=queries, out_dir=out_dir, progress=note)
+    except FirebreakError as exc:
+        raise fail(str(exc)) from None
+    out.print(format_report(report), markup=False, highlight=False)
+
+
 @bench_app.command("text")
 def bench_text(
     train: Annotated[

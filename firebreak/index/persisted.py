@@ -21,11 +21,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from firebreak.index.hamming import HammingIndex, IndexHit, hex_codes
+from firebreak.index.hamming import IndexHit, hex_codes
+from firebreak.index.mih import MIHIndex
 from firebreak.index.vectors import CosineIndex
 from firebreak.store import IndexChange, IndexEntry, Store
 
 _SAVE_EVERY_S = 5.0
+_SAVE_S_PER_MILLION = 10.0
+"""A large index is written less often: 10 M codes are a 1.3 GB file, and a file a little behind
+costs only a catch-up from the change log when next loaded."""
 
 
 class SearchIndex(Protocol):
@@ -45,11 +49,14 @@ class IndexKind:
     decode: Callable[[list[str]], Any]
     empty: Callable[[], SearchIndex]
     load: Callable[[Path], SearchIndex]
+    suffix: str = "faiss"
+    """The index file's extension, by format."""
 
 
 def hamming_kind(name: str, signal_types: Sequence[str]) -> IndexKind:
-    """256-bit hex codes (PDQ, video frames) in a HammingIndex."""
-    return IndexKind(name, tuple(signal_types), hex_codes, HammingIndex, HammingIndex.load)
+    """256-bit hex codes (PDQ, video frames) in a MIHIndex: exact radius search that stays
+    under 0.3 ms a query and 1.3 GB at 10 M codes, loaded by mapping its snapshot."""
+    return IndexKind(name, tuple(signal_types), hex_codes, MIHIndex, MIHIndex.load, "mih")
 
 
 def cosine_kind(
@@ -130,7 +137,8 @@ class StoreIndex:
         would otherwise rewrite the whole file each time. A file left behind by a crash is
         older than the store and is caught up from the change log when next loaded."""
         self._dirty = True
-        if time.monotonic() - self._saved_at >= _SAVE_EVERY_S:
+        every = max(_SAVE_EVERY_S, _SAVE_S_PER_MILLION * len(self._index) / 1e6)
+        if time.monotonic() - self._saved_at >= every:
             if (self._read_meta_version() or -1) < self.version:
                 self._save()
             self._dirty = False
@@ -177,11 +185,11 @@ class StoreIndex:
 
     def _path(self, what: str) -> Path:
         return self._dir / (
-            f"{self.kind.name}.faiss" if what == "index" else f"{self.kind.name}.json"
+            f"{self.kind.name}.{self.kind.suffix}" if what == "index" else f"{self.kind.name}.json"
         )
 
     def _save(self) -> None:
-        tmp_index = self._dir / f".{self.kind.name}.faiss.{os.getpid()}"
+        tmp_index = self._dir / f".{self.kind.name}.{self.kind.suffix}.{os.getpid()}"
         tmp_meta = self._dir / f".{self.kind.name}.json.{os.getpid()}"
         self._index.save(tmp_index)
         tmp_meta.write_text(json.dumps({"version": self.version, "count": len(self._index)}))
