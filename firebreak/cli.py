@@ -1416,7 +1416,8 @@ def bench_text(
         highlight=False,
     )
     for threads, rate in report["classifier"]["posts_per_s"].items():
-        out.print(f"classifier: {rate} posts/s on {threads.replace('_', ' ')}", highlight=False)
+        n = int(threads.split("_")[0])
+        out.print(f"classifier: {rate} posts/s on {n} thread{'s' * (n > 1)}", highlight=False)
     if "cross_lingual" in report:
         trained = ", ".join(report["cross_lingual"]["trained_on"]["languages"])
         out.print(f"classifier trained on {trained}; measured:", highlight=False)
