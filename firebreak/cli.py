@@ -48,6 +48,7 @@ from firebreak.exchange.orgs import (
 from firebreak.incidents import IncidentDesk
 from firebreak.live.session import LiveEvent
 from firebreak.posts import PostDesk, scanner_for
+from firebreak.scale.peers import peers_from_settings
 from firebreak.service import Firebreak, MatchResult
 from firebreak.settings import Settings, get_settings
 from firebreak.sharing import Publisher, Puller
@@ -115,7 +116,8 @@ def opened(settings: Settings | None = None) -> Iterator[Firebreak]:
     """A Firebreak over the configured store; FirebreakErrors end the command with one line."""
     fb: Firebreak | None = None
     try:
-        fb = Firebreak(settings or get_settings())
+        chosen = settings or get_settings()
+        fb = Firebreak(chosen, peers_from_settings(chosen))
         yield fb
     except FirebreakError as exc:
         raise fail(str(exc)) from None

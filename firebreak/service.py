@@ -10,11 +10,13 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from firebreak.errors import HashListInvalid, MediaRejected, UnknownSignalType
 from firebreak.exchange import (
@@ -25,8 +27,9 @@ from firebreak.exchange import (
     record_item_name,
     write_list,
 )
-from firebreak.index import StoreIndex, cosine_kind, hamming_kind
+from firebreak.index import IndexHit, IndexKind, StoreIndex, cosine_kind, hamming_kind
 from firebreak.index.audio_store import StoreAudioIndex
+from firebreak.index.shards import Searchable, search_all
 from firebreak.match import (
     FrameEvidence,
     FrameHit,
@@ -86,6 +89,16 @@ INDEX_KINDS = (
     hamming_kind("frames", _PDQ_TYPES),
     cosine_kind("thumbs", (ThumbSignal.name,), THUMB_DIMENSION, decode_thumbs),
 )
+
+
+def index_kinds(settings: Settings) -> tuple[IndexKind, ...]:
+    """The indices a node keeps: its shard of the frame codes when it holds one."""
+    shard = settings.shard
+    if shard is None:
+        return INDEX_KINDS
+    return (hamming_kind("frames", _PDQ_TYPES, shard), *INDEX_KINDS[1:])
+
+
 DIGEST_SIGNAL_TYPES = (Md5Signal, Sha256Signal)
 
 
@@ -145,16 +158,22 @@ class ImportSummary:
 class Firebreak:
     """Banks, hashing and matching on the embedded default (or any SQLAlchemy URL)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, peers: Sequence[Searchable] = ()) -> None:
+        """`peers`: the frame-index shards other nodes hold (see `firebreak.scale.peers`),
+        searched beside this node's own on every lookup."""
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.resolved_database_url, INDEXED_SIGNAL_TYPES)
         self._indexes: dict[str, StoreIndex] | None = None
         self._audio_index: StoreAudioIndex | None = None
+        self.peers = list(peers)
+        self._peer_pool = ThreadPoolExecutor(len(self.peers) + 1) if self.peers else None
 
     def close(self) -> None:
         for index in (self._indexes or {}).values():
             index.flush()
+        if self._peer_pool is not None:
+            self._peer_pool.shutdown(wait=False)
         self.store.close()
 
     @property
@@ -163,7 +182,7 @@ class Firebreak:
         if self._indexes is None:
             self._indexes = {
                 kind.name: StoreIndex(self.store, self.settings.index_dir, kind)
-                for kind in INDEX_KINDS
+                for kind in index_kinds(self.settings)
             }
         else:
             for index in self._indexes.values():
@@ -302,9 +321,7 @@ class Firebreak:
             raise HashListInvalid(type_name, 1, str(exc)) from None
         if not frames:
             return []
-        hits = self.indexes["frames"].search_radius(
-            codes_matrix(frames), kind.threshold(self.settings)
-        )
+        hits = self.search_frames(codes_matrix(frames), kind.threshold(self.settings))
         sources = self.store.resolve_signals(h.id for h in hits)
         nearest: dict[int, HashHit] = {}
         rows: dict[int, set[int]] = defaultdict(set)
@@ -434,6 +451,19 @@ class Firebreak:
         s = self.settings
         return judge(matches, self.store.bank_rules(), s.match_score, s.review_score)
 
+    def search_frames(
+        self,
+        codes: npt.NDArray[np.uint8],
+        max_distance: int,
+        indexes: dict[str, StoreIndex] | None = None,
+    ) -> list[IndexHit]:
+        """Frame codes within `max_distance` of `codes`: this node's index and, when the index
+        is sharded over nodes, every peer's, merged."""
+        local = (indexes or self.indexes)["frames"]
+        if not self.peers:
+            return local.search_radius(codes, max_distance)
+        return search_all([local, *self.peers], codes, max_distance, self._peer_pool)
+
     def lookup_frames(
         self, views: Sequence[ViewHash], thumbs: Sequence[ThumbView]
     ) -> FrameEvidence:
@@ -441,8 +471,8 @@ class Firebreak:
         s = self.settings
         indexes = self.indexes  # caught up with the store once per query, not per lookup
         pdq_views = [v for v in views if v.frame.quality >= s.min_quality]
-        pdq_hits = indexes["frames"].search_radius(
-            codes_matrix([v.frame for v in pdq_views]), VideoSignal.threshold(s)
+        pdq_hits = self.search_frames(
+            codes_matrix([v.frame for v in pdq_views]), VideoSignal.threshold(s), indexes
         )
         pdq_evidence = [
             (hit.id, FrameHit(view.frame.timestamp, 0.0, hit.distance, view.view))

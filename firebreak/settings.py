@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -247,6 +247,38 @@ class Settings(BaseSettings):
     worker_media_root: Path | None = Field(
         default=None, description="Upload paths given to workers must lie under it."
     )
+
+    index_shard: str = Field(
+        default="",
+        pattern=r"^$|^[0-9]{1,4}/[0-9]{1,4}$",
+        description="I/N: this node's frame index holds shard I of N by hash prefix (empty: all); "
+        "the nodes must share one database.",
+    )
+    index_peers: str = Field(
+        default="",
+        description="Base URLs (comma-separated) of the nodes holding the other shards; every "
+        "frame lookup fans out to them.",
+    )
+    index_peer_key: SecretStr | None = Field(
+        default=None, description="The API key sent to the peer nodes."
+    )
+
+    @field_validator("index_shard")
+    @classmethod
+    def _shard_in_range(cls, value: str) -> str:
+        if value:
+            number, count = (int(v) for v in value.split("/"))
+            if not 0 <= number < count:
+                raise ValueError(f"{value}: I must lie in 0..N-1")
+        return value
+
+    @property
+    def shard(self) -> tuple[int, int] | None:
+        """(I, N) of `index_shard`, or None."""
+        if not self.index_shard:
+            return None
+        number, count = (int(v) for v in self.index_shard.split("/"))
+        return number, count
 
     @property
     def resolved_text_head(self) -> Path | None:

@@ -31,6 +31,7 @@ from firebreak.errors import (
     MediaRejected,
     UnknownSignalType,
 )
+from firebreak.scale.peers import peers_from_settings
 from firebreak.service import Firebreak
 from firebreak.settings import Settings
 from firebreak.sharing import Publisher
@@ -71,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The app over the store `settings` name (migrated to the newest schema on start)."""
     networks = trusted_networks(settings.hma_trusted_networks)
     check_rules(settings.action_rules)
-    fb = Firebreak(settings)
+    fb = Firebreak(settings, peers_from_settings(settings))
     lock = threading.RLock()
     streams = StreamManager(fb, lock, settings.live_max_streams)
 

@@ -19,8 +19,10 @@ from pydantic import AfterValidator, BaseModel, Field
 from firebreak.api.auth import Caller, firebreak_of, require
 from firebreak.api.uploads import saved_upload
 from firebreak.incidents import IncidentDesk
+from firebreak.index import hex_codes
 from firebreak.posts import PostDesk, scanner_for
 from firebreak.reviews import ReviewDesk
+from firebreak.scale.peers import MAX_CODES as MAX_PEER_CODES
 from firebreak.service import Firebreak
 from firebreak.signals import file_digests
 from firebreak.store import INCIDENT_STATUSES
@@ -292,6 +294,33 @@ def scan(
     with saved_upload(file, fb.settings) as path, request.app.state.lock:
         outcome = ReviewDesk(fb).scan(path, subject, caller.actor)
     return outcome.to_json() | {"file": subject}
+
+
+# The frame index, for peer nodes
+
+
+class FrameSearchIn(BaseModel):
+    codes: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]] = Field(
+        max_length=MAX_PEER_CODES
+    )
+    max_distance: int = Field(ge=0, le=64)
+
+
+@router.post("/index/frames/search", summary="Search this node's shard of the frame index")
+def search_frame_shard(
+    body: FrameSearchIn,
+    request: Request,
+    fb: Fb,
+    _: Annotated[Caller, Depends(require("match"))],
+) -> dict[str, object]:
+    """Hits `[query_row, signal_id, distance]` of 256-bit codes within `max_distance`, in this
+    node's own index only (never fanned out again): how a node sharding the index over peers
+    (`FIREBREAK_INDEX_SHARD`, `FIREBREAK_INDEX_PEERS`) asks for the shards it does not hold."""
+    with request.app.state.lock:
+        index = fb.indexes["frames"]
+        hits = index.search_radius(hex_codes(body.codes), body.max_distance)
+        count = len(index)
+    return {"hits": [[h.query_row, h.id, h.distance] for h in hits], "count": count}
 
 
 # Posts and on-screen text

@@ -23,6 +23,7 @@ import numpy as np
 
 from firebreak.index.hamming import IndexHit, hex_codes
 from firebreak.index.mih import MIHIndex
+from firebreak.index.shards import by_prefix
 from firebreak.index.vectors import CosineIndex
 from firebreak.store import IndexChange, IndexEntry, Store
 
@@ -51,12 +52,35 @@ class IndexKind:
     load: Callable[[Path], SearchIndex]
     suffix: str = "faiss"
     """The index file's extension, by format."""
+    keep: Callable[[Any], Any] | None = None
+    """Which decoded values this index holds (a boolean mask), when it holds a shard."""
+    stem: str = ""
+    """The files' name when it is not `name` (a shard's: `frames.0of2`)."""
+
+    @property
+    def file_stem(self) -> str:
+        return self.stem or self.name
 
 
-def hamming_kind(name: str, signal_types: Sequence[str]) -> IndexKind:
+def hamming_kind(
+    name: str, signal_types: Sequence[str], shard: tuple[int, int] | None = None
+) -> IndexKind:
     """256-bit hex codes (PDQ, video frames) in a MIHIndex: exact radius search that stays
-    under 0.3 ms a query and 1.3 GB at 10 M codes, loaded by mapping its snapshot."""
-    return IndexKind(name, tuple(signal_types), hex_codes, MIHIndex, MIHIndex.load, "mih")
+    under 0.3 ms a query and 1.3 GB at 10 M codes, loaded by mapping its snapshot. With
+    `shard` (i, n), only the codes whose prefix falls in shard i of n (the rest live on peer
+    nodes, queried by fan-out)."""
+    if shard is None:
+        return IndexKind(name, tuple(signal_types), hex_codes, MIHIndex, MIHIndex.load, "mih")
+    number, count = shard
+    route = by_prefix(count)
+
+    def keep(codes: Any) -> Any:
+        return route(np.zeros(len(codes), dtype=np.int64), codes) == number
+
+    stem = f"{name}.{number}of{count}"
+    return IndexKind(
+        name, tuple(signal_types), hex_codes, MIHIndex, MIHIndex.load, "mih", keep, stem
+    )
 
 
 def cosine_kind(
@@ -156,7 +180,12 @@ class StoreIndex:
     def _add(self, index: SearchIndex, entries: list[IndexEntry]) -> None:
         if entries:
             ids = np.asarray([e.id for e in entries], dtype=np.int64)
-            index.add(ids, self.kind.decode([e.value for e in entries]))
+            values = self.kind.decode([e.value for e in entries])
+            if self.kind.keep is not None:
+                mine = self.kind.keep(values)
+                ids, values = ids[mine], values[mine]
+            if len(ids):
+                index.add(ids, values)
 
     def _load_or_rebuild(self) -> None:
         current = self._store.index_version()
@@ -185,12 +214,14 @@ class StoreIndex:
 
     def _path(self, what: str) -> Path:
         return self._dir / (
-            f"{self.kind.name}.{self.kind.suffix}" if what == "index" else f"{self.kind.name}.json"
+            f"{self.kind.file_stem}.{self.kind.suffix}"
+            if what == "index"
+            else f"{self.kind.file_stem}.json"
         )
 
     def _save(self) -> None:
-        tmp_index = self._dir / f".{self.kind.name}.{self.kind.suffix}.{os.getpid()}"
-        tmp_meta = self._dir / f".{self.kind.name}.json.{os.getpid()}"
+        tmp_index = self._dir / f".{self.kind.file_stem}.{self.kind.suffix}.{os.getpid()}"
+        tmp_meta = self._dir / f".{self.kind.file_stem}.json.{os.getpid()}"
         self._index.save(tmp_index)
         tmp_meta.write_text(json.dumps({"version": self.version, "count": len(self._index)}))
         os.replace(tmp_index, self._path("index"))
@@ -206,7 +237,7 @@ class StoreIndex:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        with (self._dir / f".{self.kind.name}.lock").open("w") as handle:
+        with (self._dir / f".{self.kind.file_stem}.lock").open("w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

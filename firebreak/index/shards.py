@@ -26,6 +26,10 @@ ShardNumbers = npt.NDArray[np.int64]
 Router = Callable[[Ids, Codes], ShardNumbers]
 
 
+class Searchable(Protocol):
+    def search_radius(self, queries: Any, max_distance: int) -> list[IndexHit]: ...
+
+
 class Shard(Protocol):
     def __len__(self) -> int: ...
     def add(self, ids: Any, codes: Any) -> None: ...
@@ -58,6 +62,23 @@ def by_bank(
             raise ValueError(f"bank {exc.args[0]} has no shard") from None
 
     return route
+
+
+def search_all(
+    shards: Sequence[Searchable],
+    queries: Codes,
+    max_distance: int,
+    pool: ThreadPoolExecutor | None = None,
+) -> list[IndexHit]:
+    """Every shard's hits for `queries`, merged and sorted by query row, distance, id; on `pool`
+    when given (shards answer at once), else one after the other."""
+    if pool is not None and len(shards) > 1:
+        answers = list(pool.map(lambda s: s.search_radius(queries, max_distance), shards))
+    else:
+        answers = [s.search_radius(queries, max_distance) for s in shards]
+    hits = [hit for answer in answers for hit in answer]
+    hits.sort(key=lambda h: (h.query_row, h.distance, h.id))
+    return hits
 
 
 class ShardedIndex:
@@ -93,10 +114,7 @@ class ShardedIndex:
 
     def search_radius(self, queries: Codes, max_distance: int) -> list[IndexHit]:
         """Every shard's hits, merged, sorted by query row, distance, id."""
-        answers = self._pool.map(lambda s: s.search_radius(queries, max_distance), self.shards)
-        hits = [hit for answer in answers for hit in answer]
-        hits.sort(key=lambda h: (h.query_row, h.distance, h.id))
-        return hits
+        return search_all(self.shards, queries, max_distance, self._pool)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

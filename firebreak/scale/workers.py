@@ -54,6 +54,7 @@ from firebreak.actions.webhook import post_signed
 from firebreak.errors import BankExists, DecisionRefused, FirebreakError, MediaRejected
 from firebreak.media import MediaInfo, MediaKind
 from firebreak.media.fetch import fetch_media
+from firebreak.scale.peers import peers_from_settings
 from firebreak.service import Firebreak, MatchResult, match_json
 from firebreak.settings import Settings
 from firebreak.signals import FileDigests, FrameHash, QuerySignals, file_digests, hash_query_file
@@ -603,7 +604,7 @@ def run_worker(
     started = time.monotonic()
     faiss.omp_set_num_threads(config.threads)
     queue = open_queue(config.queue_url, config.prefix, config.visibility_timeout_s)
-    fb = Firebreak(settings)
+    fb = Firebreak(settings, peers_from_settings(settings))
     stage: _Stage = (Hasher if kind == "hasher" else Matcher)(fb, queue, config, name)
     stats = stage.stats
     try:
