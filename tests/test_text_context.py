@@ -1,7 +1,7 @@
 """The context classifier: trained on English and Spanish posts, measured on Norwegian, Arabic,
 French and German ones it never saw, with the real multilingual embedder.
 
-The labelled posts are in tests/data/text (written by hand for the project; see its README).
+The labelled posts are in tests/data/text (written for the project; see its README).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def test_news_and_counter_speech_are_not_labelled_support_in_unseen_languages(
         # The figure that protects reporters and counter-speakers.
         assert block["news_counter_as_support"] <= 0.15, (lang, block)
         # And what would be acted on without a person looking (P(support) ≥ 0.8).
-        assert block["news_counter_matched"] <= 0.05, (lang, block)
+        assert block["news_counter_matched"] <= 0.03, (lang, block)
         support = block["classes"]["support"]
         assert support["precision"] >= 0.7 and support["recall"] >= 0.6, (lang, support)
     overall = measured["overall"]

