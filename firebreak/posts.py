@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from firebreak.actions.rules import Plan, plan_text
+from firebreak.actions.rules import Plan, carry_out, plan_text
 from firebreak.actions.webhook import tell_platform
 from firebreak.errors import FirebreakError
 from firebreak.service import Firebreak
@@ -110,26 +110,25 @@ class PostDesk:
             return PostOutcome(verdict, chosen)
         subject = f"post:{verdict['id']}".replace("\x00", "")[:500]
         evidence = _evidence(verdict)
-        done: dict[str, str] = {}
         review: Review | None = None
-        for action in chosen.actions:
-            try:
-                if action == "hold":
-                    review = self.fb.store.reviews.hold(
-                        subject,
-                        None,
-                        None,
-                        str(verdict["verdict"]),
-                        [evidence],
-                        actor,
-                        kind="text",
-                        text=text.replace("\x00", ""),
-                    )
-                elif action == "webhook":
-                    self._tell(subject, verdict, chosen)
-                done[action] = "done"
-            except FirebreakError as exc:  # one failed action must not stop the others
-                done[action] = f"failed: {exc}"
+
+        def do(action: str) -> None:
+            nonlocal review
+            if action == "hold":
+                review = self.fb.store.reviews.hold(
+                    subject,
+                    None,
+                    None,
+                    str(verdict["verdict"]),
+                    [evidence],
+                    actor,
+                    kind="text",
+                    text=text.replace("\x00", ""),
+                )
+            elif action == "webhook":
+                self._tell(subject, verdict, chosen)
+
+        done = carry_out(chosen.actions, do)
         self.fb.store.audit.append(
             actor,
             f"text.{chosen.decision}",

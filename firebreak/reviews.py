@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from firebreak.actions.rules import Plan, plan
+from firebreak.actions.rules import Plan, carry_out, plan
 from firebreak.actions.webhook import tell_platform
-from firebreak.errors import DecisionRefused, FirebreakError
+from firebreak.errors import DecisionRefused
 from firebreak.service import Firebreak, MatchResult, match_json
 from firebreak.signals import file_digests
 from firebreak.store.reviews import Review
@@ -53,28 +53,27 @@ class ReviewDesk:
         labels = {name: rule.label for name, rule in self.fb.store.bank_rules().items()}
         chosen = plan(result.judgement, self.fb.settings.action_rules, labels)
         sha256 = file_digests(path).sha256
-        done: dict[str, str] = {}
         review: Review | None = None
-        for action in chosen.actions:
-            try:
-                if action == "hold":
-                    kept = self.fb.keep_media(path, sha256)
-                    review = self.fb.store.reviews.hold(
-                        subject,
-                        str(kept),
-                        sha256,
-                        result.verdict.value,
-                        [match_json(m) for m in result.matches],
-                        actor,
-                    )
-                elif action == "webhook":
-                    self._tell(subject, sha256, result, chosen)
-                elif action.startswith("bank:"):
-                    kept = self.fb.keep_media(path, sha256)
-                    self.fb.bank_file(action[5:], kept, subject, actor=actor, create=True)
-                done[action] = "done"
-            except FirebreakError as exc:  # one failed action must not stop the others
-                done[action] = f"failed: {exc}"
+
+        def do(action: str) -> None:
+            nonlocal review
+            if action == "hold":
+                kept = self.fb.keep_media(path, sha256)
+                review = self.fb.store.reviews.hold(
+                    subject,
+                    str(kept),
+                    sha256,
+                    result.verdict.value,
+                    [match_json(m) for m in result.matches],
+                    actor,
+                )
+            elif action == "webhook":
+                self._tell(subject, sha256, result, chosen)
+            elif action.startswith("bank:"):
+                kept = self.fb.keep_media(path, sha256)
+                self.fb.bank_file(action[5:], kept, subject, actor=actor, create=True)
+
+        done = carry_out(chosen.actions, do)
         outcome = ScanOutcome(result, chosen, done, review, sha256)
         if chosen.decision != "allow" or result.matches:
             self.fb.store.audit.append(

@@ -7,10 +7,12 @@ one that matched nothing is allowed without rules.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Literal
 
+from firebreak.errors import FirebreakError
 from firebreak.match import ItemMatch, Judgement, Verdict
 from firebreak.settings import ActionRule
 
@@ -90,6 +92,19 @@ def plan_text(verdict: str, org: str, rules: list[ActionRule]) -> Plan:
         None,
         f"{verdict} naming {org or 'no listed organisation'}, no rule fits",
     )
+
+
+def carry_out(actions: Iterable[str], do: Callable[[str], None]) -> dict[str, str]:
+    """Run each action with `do`; what each did: "done", or "failed: <reason>". An action that
+    fails (a FirebreakError) does not stop the others."""
+    done: dict[str, str] = {}
+    for action in actions:
+        try:
+            do(action)
+            done[action] = "done"
+        except FirebreakError as exc:
+            done[action] = f"failed: {exc}"
+    return done
 
 
 def check_rules(rules: list[ActionRule]) -> None:

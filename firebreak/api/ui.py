@@ -252,6 +252,19 @@ def _csrf_ok(session: UiSession, token: str) -> bool:
     return bool(token) and hmac.compare_digest(token.encode(), session.csrf.encode())
 
 
+def _form_reviewer(request: Request, csrf: str) -> UiSession | Response:
+    """The moderator posting a form carrying this session's CSRF token, or the response that
+    sends anyone else away."""
+    session = _reviewer(request)
+    if isinstance(session, Response) or _csrf_ok(session, csrf):
+        return session
+    return _csrf_refused(request, session)
+
+
+def _not_found(request: Request, session: UiSession, exc: Exception) -> Response:
+    return _page(request, "error.html", {"title": "Not found", "message": str(exc)}, session, 404)
+
+
 def _csrf_refused(request: Request, session: UiSession) -> Response:
     return _page(
         request,
@@ -664,9 +677,7 @@ def review_page(
     try:
         review = firebreak_of(request).store.reviews.get(review_id)
     except FirebreakError as exc:
-        return _page(
-            request, "error.html", {"title": "Not found", "message": str(exc)}, session, 404
-        )
+        return _not_found(request, session, exc)
     return _review_page(request, session, review, match, done=done)
 
 
@@ -688,11 +699,9 @@ def decide_review(
     allow: Annotated[str, Form(max_length=10)] = "",
     allow_bank: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    session = _reviewer(request)
+    session = _form_reviewer(request, csrf)
     if isinstance(session, Response):
         return session
-    if not _csrf_ok(session, csrf):
-        return _csrf_refused(request, session)
     fb = firebreak_of(request)
     desk = ReviewDesk(fb)
     try:
@@ -710,9 +719,7 @@ def decide_review(
         try:
             review = fb.store.reviews.get(review_id)
         except FirebreakError:
-            return _page(
-                request, "error.html", {"title": "Not found", "message": str(exc)}, session, 404
-            )
+            return _not_found(request, session, exc)
         return _review_page(request, session, review, error=str(exc), status_code=409)
     return _after_decision(request, f"review:{review_id}")
 
@@ -789,9 +796,7 @@ def incident_page(
     try:
         incident = firebreak_of(request).store.incidents.get(name)
     except FirebreakError as exc:
-        return _page(
-            request, "error.html", {"title": "Not found", "message": str(exc)}, session, 404
-        )
+        return _not_found(request, session, exc)
     return _incident_page(request, session, incident, done=done)
 
 
@@ -804,11 +809,9 @@ def decide_incident(
     note: Annotated[str, Form(max_length=5000)] = "",
     bank: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    session = _reviewer(request)
+    session = _form_reviewer(request, csrf)
     if isinstance(session, Response):
         return session
-    if not _csrf_ok(session, csrf):
-        return _csrf_refused(request, session)
     fb = firebreak_of(request)
     desk = IncidentDesk(fb)
     try:
@@ -825,9 +828,7 @@ def decide_incident(
         try:
             incident = fb.store.incidents.get(name)
         except FirebreakError:
-            return _page(
-                request, "error.html", {"title": "Not found", "message": str(exc)}, session, 404
-            )
+            return _not_found(request, session, exc)
         return _incident_page(request, session, incident, error=str(exc), status_code=409)
     return _after_decision(request, f"incident:{name}")
 
@@ -915,11 +916,9 @@ def save_settings(
     blur: Annotated[int, Form()] = 24,
     grey: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    session = _reviewer(request)
+    session = _form_reviewer(request, csrf)
     if isinstance(session, Response):
         return session
-    if not _csrf_ok(session, csrf):
-        return _csrf_refused(request, session)
     chosen = Wellness(blur if blur in BLUR_CHOICES else 24, bool(grey))
     response = RedirectResponse("/ui/settings?saved=1", status_code=303)
     response.set_cookie(

@@ -28,7 +28,6 @@ import contextlib
 import gc
 import hashlib
 import json
-import math
 import os
 import secrets
 import shutil
@@ -48,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import create_engine
 
-from firebreak.actions.rules import Plan, plan
+from firebreak.actions.rules import Plan, carry_out, plan
 from firebreak.actions.webhook import tell_platform
 from firebreak.errors import DecisionRefused, FirebreakError
 from firebreak.index import CosineIndex, HammingIndex, hex_codes
@@ -86,7 +85,7 @@ from firebreak.signals.pdq import PdqSignal
 from firebreak.signals.registry import signal_type_for_exchange_name
 from firebreak.signals.sha256 import Sha256Signal
 from firebreak.signals.thumb import ThumbSignal, decode_thumbs
-from firebreak.signals.video import VideoSignal, parse_vpdq
+from firebreak.signals.video import VideoSignal, parse_feature, parse_vpdq
 from firebreak.signals.views import ThumbView, ViewHash
 from firebreak.store import BankRule, Item, SignalValue
 from firebreak.store.scale import UploadLedger
@@ -250,26 +249,7 @@ def _video_frames(values: Any) -> list[FrameHash]:
         return parse_vpdq(values)
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ValueError("`video` must be a list of `hex,quality,timestamp` strings")
-    return [_feature(v) for v in values]
-
-
-def _feature(value: str) -> FrameHash:
-    """One vPDQ feature string, checked as `parse_feature` checks it but without its regular
-    expression: parsing is most of a stored-hash sweep's work (~40 frames an upload)."""
-    parts = value.split(",")
-    if len(parts) != 3:
-        raise ValueError(f"a vPDQ feature is hex,quality,timestamp, got {value[:80]!r}")
-    hex_part, quality_part, time_part = parts
-    code = bytes.fromhex(hex_part) if len(hex_part) == 2 * HASH_BYTES else b""
-    if len(code) != HASH_BYTES:
-        raise ValueError(f"not a 256-bit hex hash: {hex_part[:80]!r}")
-    quality = int(quality_part)
-    timestamp = float(time_part)
-    if not 0 <= quality <= 100:
-        raise ValueError(f"vPDQ quality out of range: {quality}")
-    if not math.isfinite(timestamp) or timestamp < 0:
-        raise ValueError(f"vPDQ timestamp out of range: {time_part[:80]!r}")
-    return FrameHash(code, quality, timestamp)
+    return [parse_feature(v) for v in values]
 
 
 def _picture_frames(values: Any) -> list[FrameHash]:
@@ -1278,25 +1258,24 @@ class _SweepActor:
         judged = finding.judgement
         chosen = plan(judged, self.fb.settings.action_rules, self._labels)
         self.journal.write(finding.id, "intent", {"decision": chosen.decision})
-        done: dict[str, str] = {}
         review_id: int | None = None
         actor = self.fb.settings.actor
         matches = [match_json(m) for m in judged.matches]
-        for action in chosen.actions:
-            try:
-                if action == "hold":
-                    media = self._kept_media(finding)
-                    review = self.fb.store.reviews.hold(
-                        finding.id, media, finding.sha256, judged.verdict.value, matches, actor
-                    )
-                    review_id = review.id
-                elif action == "webhook":
-                    self._tell(finding, chosen)
-                elif action.startswith("bank:"):
-                    self._bank(action[5:], finding)
-                done[action] = "done"
-            except FirebreakError as exc:  # one failed action must not stop the others
-                done[action] = f"failed: {exc}"
+
+        def do(action: str) -> None:
+            nonlocal review_id
+            if action == "hold":
+                media = self._kept_media(finding)
+                review = self.fb.store.reviews.hold(
+                    finding.id, media, finding.sha256, judged.verdict.value, matches, actor
+                )
+                review_id = review.id
+            elif action == "webhook":
+                self._tell(finding, chosen)
+            elif action.startswith("bank:"):
+                self._bank(action[5:], finding)
+
+        done = carry_out(chosen.actions, do)
         if chosen.decision != "allow" or judged.matches:
             self.fb.store.audit.append(
                 actor,

@@ -49,9 +49,9 @@ import faiss
 import numpy as np
 from sqlalchemy.orm import Session
 
-from firebreak.actions.rules import Plan, plan
-from firebreak.actions.webhook import post_signed
-from firebreak.errors import BankExists, DecisionRefused, FirebreakError, MediaRejected
+from firebreak.actions.rules import Plan, carry_out, plan
+from firebreak.actions.webhook import tell_platform
+from firebreak.errors import BankExists, DecisionRefused, MediaRejected
 from firebreak.media import MediaInfo, MediaKind
 from firebreak.media.fetch import fetch_media
 from firebreak.scale.peers import peers_from_settings
@@ -448,19 +448,15 @@ class Matcher(_Stage):
     ) -> dict[str, str]:
         """The actions outside the database, each safe to repeat: `bank:NAME` banks a file once
         (by SHA-256) however often it is asked; a webhook carries an idempotency key."""
-        done: dict[str, str] = {}
-        for action in chosen.actions:
-            try:
-                if action == "webhook":
-                    self._tell(event_id, chosen, result, sha256)
-                elif action.startswith("bank:"):
-                    self._bank(action[5:], media, result.file)
-                elif action == "hold":
-                    continue  # in the ledger's transaction
-                done[action] = "done"
-            except FirebreakError as exc:  # one failed action must not stop the others
-                done[action] = f"failed: {exc}"
-        return done
+
+        def do(action: str) -> None:
+            if action == "webhook":
+                self._tell(event_id, chosen, result, sha256)
+            elif action.startswith("bank:"):
+                self._bank(action[5:], media, result.file)
+
+        # `hold` is done in the ledger's transaction.
+        return carry_out((a for a in chosen.actions if a != "hold"), do)
 
     def _bank(self, bank: str, media: str, name: str) -> None:
         path = Path(media)
@@ -475,14 +471,12 @@ class Matcher(_Stage):
 
     def _tell(self, event_id: str, chosen: Plan, result: MatchResult, sha256: str) -> None:
         settings = self.fb.settings
-        if not settings.scan_webhook_url:
-            raise DecisionRefused("webhook", "the rule says webhook but no scan_webhook_url is set")
-        key = hashlib.sha256(f"{event_id}:{chosen.decision}:{chosen.rule}".encode()).hexdigest()
         secret = settings.webhook_secret
-        post_signed(
+        tell_platform(
             settings.scan_webhook_url,
+            secret.get_secret_value() if secret else None,
+            f"{event_id}:{chosen.decision}:{chosen.rule}",
             {
-                "idempotency_key": key,
                 "event_id": event_id,
                 "subject": result.file,
                 "sha256": sha256,
@@ -491,7 +485,6 @@ class Matcher(_Stage):
                 "verdict": result.verdict.value,
                 "matches": [match_json(m) for m in result.matches[:5]],
             },
-            secret.get_secret_value() if secret else None,
         )
 
     def _kept_media(self, media: str, sha256: str) -> Path | None:

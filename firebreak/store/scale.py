@@ -198,24 +198,6 @@ class UploadLedger:
             )
         return None if value is None else dict(json.loads(value))
 
-    def iter_file_signals(self, params: str, batch: int = 100) -> Iterator[tuple[str, str]]:
-        """(SHA-256, signals JSON) of every distinct uploaded file hashed with `params`: what a
-        sweep matches against new banks, each file once."""
-        last = ""
-        while True:
-            with self._sessions() as session:
-                rows = session.execute(
-                    select(UploadSignalsRow.sha256, UploadSignalsRow.signals)
-                    .where(UploadSignalsRow.params == params, UploadSignalsRow.sha256 > last)
-                    .order_by(UploadSignalsRow.sha256)
-                    .limit(batch)
-                ).all()
-            if not rows:
-                return
-            for sha256, signals in rows:
-                yield str(sha256), str(signals)
-            last = str(rows[-1][0])
-
     def iter_stored_files(self, params: str, batch: int = 5000) -> Iterator[str]:
         """The SHA-256 of every distinct uploaded file whose signals were stored with `params`,
         in order, without reading the signals: a sweep's catalogue."""
@@ -242,23 +224,6 @@ class UploadLedger:
                 .order_by(UploadHashRow.id)
             ).all()
             return [_upload_hashes(r) for r in rows]
-
-    def iter_upload_hashes(self, after_id: int = 0, batch: int = 500) -> Iterator[UploadHashes]:
-        """Every upload's hashes with an id past `after_id`, oldest first (for sweeps)."""
-        last = after_id
-        while True:
-            with self._sessions() as session:
-                rows = session.scalars(
-                    select(UploadHashRow)
-                    .where(UploadHashRow.id > last)
-                    .order_by(UploadHashRow.id)
-                    .limit(batch)
-                ).all()
-                found = [_upload_hashes(r) for r in rows]
-            if not found:
-                return
-            yield from found
-            last = found[-1].id
 
     def count(self, stage: str) -> int:
         with self._sessions() as session:

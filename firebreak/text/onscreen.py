@@ -13,6 +13,8 @@ their long side; boxes are given in the pixels of the original frame.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +145,7 @@ class ScreenReader:
 
     def _read(self, rgb: Pixels) -> tuple[list[TextLine], float]:
         if self._engine is None:
-            self._engine = rapidocr_engine()
+            self._engine = _shared_read
         self.frames_read += 1
         height, width = rgb.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
@@ -151,6 +153,20 @@ class ScreenReader:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
         return self._engine(rgb), scale
+
+
+_engine_lock = threading.Lock()
+
+
+@functools.cache
+def _shared_engine() -> OcrEngine:
+    return rapidocr_engine()
+
+
+def _shared_read(rgb: Pixels) -> list[TextLine]:
+    """One OCR engine a process (its models take a while to load), one frame at a time."""
+    with _engine_lock:
+        return _shared_engine()(rgb)
 
 
 def _scaled(box: Box | None, scale: float) -> Box:
