@@ -17,10 +17,11 @@ from typing import TypeVar
 import av
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 from firebreak.errors import MediaRejected
 from firebreak.media.probe import MediaInfo, MediaKind, check_pixel_count
+from firebreak.media.reduce import box_reduce
+from firebreak.media.skipping import BFrameProbe, ProbeVerdict
 from firebreak.settings import Settings
 
 AUDIO_SAMPLE_RATE = 16_000
@@ -258,6 +259,7 @@ def _iter_sampled_frames(
     with container:
         video = container.streams.video[0]
         video.thread_type = "AUTO"
+        probe: BFrameProbe | None = None
         if fast:
             # More frame threads than cores keep both cores busy between the dependencies of
             # reference frames, once the frames nothing refers to are no longer decoded.
@@ -266,9 +268,10 @@ def _iter_sampled_frames(
             # In-loop deblocking only smooths block edges; at hashing size it changes nothing a
             # perceptual hash sees. Frames no other frame refers to (most B-frames) are skipped:
             # the exact decode of every other frame stays as it is, and the frames kept still lie
-            # within a frame or two of any moment. (Skipping all B-frames would be cheaper, but
-            # encoders such as x264 at its default settings predict P-frames from B-frames.)
+            # within a frame or two of any moment. Where the stream proves that its P-frames
+            # never refer to B-frames, every B-frame is skipped from then on (`BFrameProbe`).
             video.codec_context.options = {"skip_loop_filter": "all", "skip_frame": "noref"}
+            probe = BFrameProbe(video)
         rate = video.average_rate or video.guessed_rate
         frame_period = 1.0 / float(rate) if rate else 1.0 / 25
         sampler = FrameSampler(fps)
@@ -283,6 +286,8 @@ def _iter_sampled_frames(
                 raise MediaRejected(
                     info.path, f"decoding took longer than {settings.max_decode_s:.0f} s"
                 )
+            if probe is not None and packet.stream is video:
+                probe.feed(packet)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
@@ -301,6 +306,13 @@ def _iter_sampled_frames(
             for frame in decoded:
                 if not isinstance(frame, av.VideoFrame):
                     continue
+                if (
+                    probe is not None
+                    and (verdict := probe.observe(frame)) is not ProbeVerdict.UNDECIDED
+                ):
+                    if verdict is ProbeVerdict.SKIP_B_FRAMES:
+                        video.codec_context.skip_frame = "BIDIR"
+                    probe = None  # decided: the probe's decoder is let go
                 decoded_frames += 1
                 if decoded_frames > settings.max_decoded_frames:
                     raise MediaRejected(
@@ -340,14 +352,13 @@ def grey_pixels(frame: av.VideoFrame, size: int) -> npt.NDArray[np.uint8]:
     """Luma scaled to about `size`×`size`, read straight from the decoder's Y plane.
 
     Scaling colour frames in swscale costs more than decoding them; the Y plane needs no colour
-    conversion and an integer box reduction in Pillow is cheap."""
+    conversion, and an integer box reduction of it (`box_reduce`, Pillow's `reduce` to the bit)
+    reads it in place."""
     if frame.format.name not in _LUMA_FIRST:
         return np.asarray(frame.reformat(format="gray").to_ndarray(), dtype=np.uint8)
     plane = frame.planes[0]
     luma = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
-    image = Image.fromarray(np.ascontiguousarray(luma[:, : plane.width]))
-    if size > 0:
-        factor_x = max(1, image.width // size)
-        factor_y = max(1, image.height // size)
-        image = image.reduce((factor_x, factor_y))
-    return np.asarray(image, dtype=np.uint8)
+    luma = luma[:, : plane.width]
+    if size <= 0:
+        return luma.copy()  # the decoder reuses its buffers
+    return box_reduce(luma, max(1, plane.width // size), max(1, plane.height // size))
