@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -12,7 +13,7 @@ from PIL import Image
 
 from firebreak.bench.variants import run_ffmpeg
 from firebreak.media import probe_media
-from firebreak.media.decode import VideoFrames, grey_pixels
+from firebreak.media.decode import VideoFrames, _decoding_lanes, grey_pixels
 from firebreak.media.reduce import box_reduce
 from firebreak.media.skipping import MAX_KEPT_GAP_S, BFrameProbe, ProbeVerdict
 from firebreak.settings import Settings
@@ -23,6 +24,10 @@ ENCODINGS = {
     "veryfast": ("-preset", "veryfast"),
     "medium": ("-preset", "medium"),
     "ultrafast": ("-preset", "ultrafast"),
+    # Keyframes every 1.5 s: two decoders take alternate GOPs (see `_decoding_lanes`).
+    "veryfast_short_gops": ("-preset", "veryfast", "-g", "45"),
+    "medium_short_gops": ("-preset", "medium", "-g", "45"),
+    "ultrafast_short_gops": ("-preset", "ultrafast", "-g", "45"),
 }
 
 
@@ -84,7 +89,21 @@ def test_b_frames_are_skipped_only_where_p_frames_do_not_need_them(
     # still no further apart than the sampling needs.
     assert len(kept) < 0.45 * every
     assert max(b - a for a, b in itertools.pairwise(kept)) <= MAX_KEPT_GAP_S * 1000
-    assert len(_query_lumas(encoded["ultrafast"])) == len(_reference_lumas(encoded["ultrafast"]))
+    for name in ("ultrafast", "ultrafast_short_gops"):  # no B-frames: every frame is kept
+        assert len(_query_lumas(encoded[name])) == len(_reference_lumas(encoded[name]))
+
+
+def test_decoding_lanes_lose_no_frame_one_decoder_keeps(encoded: dict[str, Path]) -> None:
+    settings = Settings()
+    for name in ("veryfast_short_gops", "medium_short_gops", "ultrafast_short_gops"):
+        info = probe_media(encoded[name], settings)
+        assert _decoding_lanes(info) == 2
+        one_lane = VideoFrames(replace(info, container=""), settings, 1000.0, 0, grey=True)
+        alone = {round(f.timestamp * 1000): f.pixels for f in one_lane}
+        together = _query_lumas(encoded[name])
+        # The lane ahead may still keep B-frames the probe has not yet ruled out; it loses none.
+        assert alone.keys() <= together.keys(), name
+        assert all(np.array_equal(together[t], alone[t]) for t in alone), name
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,15 @@ hold ten hours, change resolution mid-stream, or be cut short.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import av
@@ -30,6 +33,8 @@ _READ_AHEAD_BYTES = 16 << 20  # sampled frames decoded ahead of their consumer, 
 _MAX_READ_AHEAD = 64
 _DECODED_AHEAD_BYTES = 8 << 20  # decoded frames waiting to be scaled, at most this much
 _MAX_DECODED_AHEAD = 4
+_LANE_AHEAD_BYTES = 48 << 20  # pixels a decoding lane may hold for the merge, at most this much
+_MAX_LANE_AHEAD = 512
 _Item = TypeVar("_Item")
 
 
@@ -105,13 +110,18 @@ class VideoFrames:
         last: float | None = None
         # Two threads: one decodes (the decoder releases the GIL) and one scales the decoded
         # frames, so that the decoder is fed without pause while the consumer hashes what it has.
+        to_pixels = grey_pixels if self._grey else _rgb_pixels
         decoded = _iter_sampled_frames(
-            self.info, self._settings, self._fps, self._audio_chunks, fast=self._grey
+            self.info,
+            self._settings,
+            self._fps,
+            self._audio_chunks,
+            self._grey,
+            to_pixels,
+            self._size,
         )
         pictures = _pictures(
-            _read_ahead(decoded, self._decoded_depth(), "firebreak-decode"),
-            grey_pixels if self._grey else _rgb_pixels,
-            self._size,
+            _read_ahead(decoded, self._decoded_depth(), "firebreak-decode"), to_pixels, self._size
         )
         for frame in _read_ahead(pictures, self._sampled_depth(), "firebreak-decode-pixels"):
             last = frame.timestamp
@@ -148,14 +158,18 @@ class VideoFrames:
         return max(2, min(_MAX_READ_AHEAD, _READ_AHEAD_BYTES // frame_bytes))
 
 
+_Picture = av.VideoFrame | npt.NDArray[np.uint8]
+"""A frame as decoded, or its pixels already made (by a decoding lane)."""
+_ToPixels = Callable[[av.VideoFrame, int], npt.NDArray[np.uint8]]
+
+
 def _pictures(
-    decoded: Generator[tuple[float, av.VideoFrame], None, None],
-    to_pixels: Callable[[av.VideoFrame, int], npt.NDArray[np.uint8]],
-    size: int,
+    decoded: Generator[tuple[float, _Picture], None, None], to_pixels: _ToPixels, size: int
 ) -> Generator[SampledFrame, None, None]:
     try:
-        for t, frame in decoded:
-            yield SampledFrame(round(t, 3), to_pixels(frame, size))
+        for t, picture in decoded:
+            pixels = picture if isinstance(picture, np.ndarray) else to_pixels(picture, size)
+            yield SampledFrame(round(t, 3), pixels)
     finally:
         decoded.close()
 
@@ -246,12 +260,142 @@ def _iter_sampled_frames(
     fps: float,
     audio_out: list[npt.NDArray[np.float32]] | None,
     fast: bool,
-) -> Generator[tuple[float, av.VideoFrame], None, None]:
-    """(time, frame) of each sampled frame as decoded; audio, resampled, is appended to
-    `audio_out`."""
+    to_pixels: _ToPixels,
+    size: int,
+) -> Generator[tuple[float, _Picture], None, None]:
+    """(time, frame) of each sampled frame as decoded, or (time, pixels) where lanes decode (they
+    make each frame's pixels themselves, so that what they hold ahead is small); audio,
+    resampled, is appended to `audio_out`."""
     started = time.monotonic()
-    errors = 0
     decoded_frames = 0
+    lanes = _decoding_lanes(info) if fast else 1
+    errors = _ErrorCount(settings.max_decode_errors)
+    skipping = _SharedSkip()
+    shrink = (to_pixels, size) if lanes > 1 else None
+    limits = _LaneLimits(started + settings.max_decode_s, settings.max_decode_s, errors)
+    sources = [
+        _lane_frames(
+            info, lane, lanes, audio_out if lane == 0 else None, fast, limits, skipping, shrink
+        )
+        for lane in range(lanes)
+    ]
+    frames: Iterator[_LaneFrame]
+    if lanes == 1:
+        opened_all = [sources[0]]
+        frames = sources[0]
+    else:
+        # Each lane decodes in a thread of its own; their frames are merged by display time.
+        # A lane runs ahead by up to a GOP's worth of frames while the merge still takes the
+        # other lane's; it holds their pixels, made small, within a byte budget.
+        side = 2 * size if size > 0 else max(info.width, info.height)
+        depth = max(2, min(_MAX_LANE_AHEAD, _LANE_AHEAD_BYTES // (side * side)))
+        opened_all = [
+            _read_ahead(source, depth, f"firebreak-decode-lane{i}")
+            for i, source in enumerate(sources)
+        ]
+        frames = heapq.merge(*opened_all, key=_display_time)
+    sampler = FrameSampler(fps)
+    first_time: float | None = None
+    try:
+        for t_abs, frame_period, width, height, picture in frames:
+            if time.monotonic() - started > settings.max_decode_s:
+                raise MediaRejected(
+                    info.path, f"decoding took longer than {settings.max_decode_s:.0f} s"
+                )
+            decoded_frames += 1
+            if decoded_frames > settings.max_decoded_frames:
+                raise MediaRejected(info.path, f"more than {settings.max_decoded_frames} frames")
+            check_pixel_count(info.path, width, height, settings.max_video_pixels)
+            if t_abs is None:
+                t_abs = decoded_frames * frame_period
+            if first_time is None:
+                first_time = t_abs
+            t = max(0.0, t_abs - first_time)
+            if t > settings.max_duration_s:
+                raise MediaRejected(
+                    info.path, f"plays longer than the limit of {settings.max_duration_s:.0f} s"
+                )
+            if not sampler.wants(t, frame_period):
+                continue
+            yield t, picture
+    finally:
+        for opened_lane in opened_all:
+            opened_lane.close()
+
+
+_LaneFrame = tuple[float | None, float, int, int, _Picture]
+"""(time or None, frame period, width, height, frame or its pixels) as a lane hands it over."""
+
+
+def _display_time(item: _LaneFrame) -> float:
+    return item[0] if item[0] is not None else 0.0
+
+
+# Containers whose packets carry presentation times, so that the frames of lanes can be merged.
+_TIMED_CONTAINERS = ("mov", "mp4", "matroska", "webm", "flv", "mpegts")
+_MIN_LANE_SECONDS = 4.0
+
+
+def _decoding_lanes(info: MediaInfo) -> int:
+    """How many decoders share a video, each taking every other group of pictures (GOP).
+
+    A chain of P-frames decodes one frame after another whatever the number of frame threads, so
+    one decoder keeps about one core busy once the frames nobody refers to are skipped; GOPs
+    start from a keyframe and need nothing before it, so two decoders on alternate GOPs keep two
+    cores busy. Only for H.264 files long enough to hold several GOPs, in containers with
+    timestamps: an H.264 keyframe is (nearly always) an IDR picture, which nothing after it looks
+    back past, while HEVC's usual CRA keyframes start open GOPs whose leading pictures refer to
+    the GOP before, which another lane decodes."""
+    if info.codec != "h264" or info.duration_s < _MIN_LANE_SECONDS:
+        return 1
+    if not any(name in info.container.split(",") for name in _TIMED_CONTAINERS):
+        return 1
+    return 2
+
+
+@dataclass
+class _ErrorCount:
+    """Decode errors of all lanes together, against one limit."""
+
+    limit: int
+    count: int = 0
+
+    def add(self, path: Path) -> None:
+        self.count += 1
+        if self.count > self.limit:
+            raise MediaRejected(path, f"corrupt: more than {self.limit} decode errors")
+
+
+@dataclass(frozen=True)
+class _LaneLimits:
+    """What every lane checks as it reads: the decode deadline (monotonic clock) and the
+    decode errors of all lanes together."""
+
+    deadline: float
+    max_decode_s: float
+    errors: _ErrorCount
+
+
+@dataclass
+class _SharedSkip:
+    """Whether the stream proved that its B-frames may be skipped (one lane probes, all skip)."""
+
+    verdict: ProbeVerdict = ProbeVerdict.UNDECIDED
+
+
+def _lane_frames(
+    info: MediaInfo,
+    lane: int,
+    lanes: int,
+    audio_out: list[npt.NDArray[np.float32]] | None,
+    fast: bool,
+    limits: _LaneLimits,
+    skipping: _SharedSkip,
+    shrink: tuple[_ToPixels, int] | None,
+) -> Generator[_LaneFrame, None, None]:
+    """Every frame one decoder returns, in display order: of the GOPs numbered `lane` modulo
+    `lanes` (all of them when `lanes` is 1), as pixels made by `shrink` when given. The first
+    lane also decodes the soundtrack into `audio_out`."""
     try:
         container = av.open(str(info.path), mode="r", timeout=10.0)
     except av.error.FFmpegError as exc:
@@ -262,40 +406,51 @@ def _iter_sampled_frames(
         probe: BFrameProbe | None = None
         if fast:
             # More frame threads than cores keep both cores busy between the dependencies of
-            # reference frames, once the frames nothing refers to are no longer decoded.
+            # reference frames, once the frames nothing refers to are no longer decoded (a chain
+            # of P-frames alone they cannot spread: for that there are lanes).
             video.thread_type = "FRAME"
-            video.thread_count = _FAST_DECODE_THREADS
+            video.thread_count = max(2, _FAST_DECODE_THREADS // lanes)
             # In-loop deblocking only smooths block edges; at hashing size it changes nothing a
             # perceptual hash sees. Frames no other frame refers to (most B-frames) are skipped:
             # the exact decode of every other frame stays as it is, and the frames kept still lie
             # within a frame or two of any moment. Where the stream proves that its P-frames
             # never refer to B-frames, every B-frame is skipped from then on (`BFrameProbe`).
             video.codec_context.options = {"skip_loop_filter": "all", "skip_frame": "noref"}
-            probe = BFrameProbe(video)
+            probe = BFrameProbe(video) if lane == 0 else None
         rate = video.average_rate or video.guessed_rate
         frame_period = 1.0 / float(rate) if rate else 1.0 / 25
-        sampler = FrameSampler(fps)
-        first_time: float | None = None
+        time_base = float(video.time_base) if video.time_base else 0.0
         streams: list[av.stream.Stream] = [video]
         resampler = None
         if audio_out is not None and container.streams.audio:
             streams.append(container.streams.audio[0])
             resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE)
+        gop = -1
+        # Display times at which each GOP starts: a frame shown before its own GOP's keyframe
+        # (an open GOP's leading frames) refers to the GOP before, which another lane decodes.
+        gop_starts: list[float] = []
+        skipping_b = False
         for packet in container.demux(*streams):
-            if time.monotonic() - started > settings.max_decode_s:
+            if time.monotonic() > limits.deadline:
                 raise MediaRejected(
-                    info.path, f"decoding took longer than {settings.max_decode_s:.0f} s"
+                    info.path, f"decoding took longer than {limits.max_decode_s:.0f} s"
                 )
-            if probe is not None and packet.stream is video:
-                probe.feed(packet)
+            if packet.stream is video and packet.size > 0:  # empty packets flush every lane
+                if packet.is_keyframe:
+                    gop += 1
+                    if packet.pts is not None:
+                        gop_starts.append(packet.pts * time_base)
+                if gop % lanes != lane:
+                    continue
+                if not skipping_b and skipping.verdict is ProbeVerdict.SKIP_B_FRAMES:
+                    video.codec_context.skip_frame = "BIDIR"
+                    skipping_b = True
+                if probe is not None:
+                    probe.feed(packet)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
-                errors += 1
-                if errors > settings.max_decode_errors:
-                    raise MediaRejected(
-                        info.path, f"corrupt: more than {settings.max_decode_errors} decode errors"
-                    ) from None
+                limits.errors.add(info.path)
                 continue
             if packet.stream.type == "audio":
                 if resampler is not None and audio_out is not None:
@@ -310,27 +465,14 @@ def _iter_sampled_frames(
                     probe is not None
                     and (verdict := probe.observe(frame)) is not ProbeVerdict.UNDECIDED
                 ):
-                    if verdict is ProbeVerdict.SKIP_B_FRAMES:
-                        video.codec_context.skip_frame = "BIDIR"
+                    skipping.verdict = verdict  # every lane skips B-frames from its next packet
                     probe = None  # decided: the probe's decoder is let go
-                decoded_frames += 1
-                if decoded_frames > settings.max_decoded_frames:
-                    raise MediaRejected(
-                        info.path, f"more than {settings.max_decoded_frames} frames"
-                    )
-                check_pixel_count(info.path, frame.width, frame.height, settings.max_video_pixels)
-                t_abs = frame.time if frame.time is not None else decoded_frames * frame_period
-                if first_time is None:
-                    first_time = t_abs
-                t = max(0.0, t_abs - first_time)
-                if t > settings.max_duration_s:
-                    raise MediaRejected(
-                        info.path,
-                        f"plays longer than the limit of {settings.max_duration_s:.0f} s",
-                    )
-                if not sampler.wants(t, frame_period):
+                t = frame.time
+                shown_in = bisect.bisect_right(gop_starts, t) - 1 if t is not None else lane
+                if lanes > 1 and gop_starts and shown_in % lanes != lane:
                     continue
-                yield t, frame
+                picture = frame if shrink is None else shrink[0](frame, shrink[1])
+                yield t, frame_period, frame.width, frame.height, picture
 
 
 def _rgb_pixels(frame: av.VideoFrame, size: int) -> npt.NDArray[np.uint8]:

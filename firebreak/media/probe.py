@@ -31,6 +31,7 @@ class MediaInfo:
     duration_s: float
     codec: str
     has_audio: bool
+    container: str = ""  # the demuxer's names, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
 
 
 def probe_media(path: Path, settings: Settings) -> MediaInfo:
@@ -116,8 +117,17 @@ def _probe_video(path: Path, size: int, settings: Settings) -> MediaInfo:
                 f"{settings.max_duration_s:.0f} s",
             )
         has_audio = bool(container.streams.audio)
+        container_name = str(container.format.name or "")
     return MediaInfo(
-        path, MediaKind.VIDEO, size, width, height, duration, codec_name, has_audio=has_audio
+        path,
+        MediaKind.VIDEO,
+        size,
+        width,
+        height,
+        duration,
+        codec_name,
+        has_audio=has_audio,
+        container=container_name,
     )
 
 
