@@ -298,10 +298,6 @@ def _iter_sampled_frames(
     first_time: float | None = None
     try:
         for t_abs, frame_period, width, height, picture in frames:
-            if time.monotonic() - started > settings.max_decode_s:
-                raise MediaRejected(
-                    info.path, f"decoding took longer than {settings.max_decode_s:.0f} s"
-                )
             decoded_frames += 1
             if decoded_frames > settings.max_decoded_frames:
                 raise MediaRejected(info.path, f"more than {settings.max_decoded_frames} frames")
@@ -468,9 +464,10 @@ def _lane_frames(
                     skipping.verdict = verdict  # every lane skips B-frames from its next packet
                     probe = None  # decided: the probe's decoder is let go
                 t = frame.time
-                shown_in = bisect.bisect_right(gop_starts, t) - 1 if t is not None else lane
-                if lanes > 1 and gop_starts and shown_in % lanes != lane:
-                    continue
+                if lanes > 1 and t is not None and gop_starts:
+                    shown_in = bisect.bisect_right(gop_starts, t) - 1
+                    if shown_in % lanes != lane:
+                        continue
                 picture = frame if shrink is None else shrink[0](frame, shrink[1])
                 yield t, frame_period, frame.width, frame.height, picture
 
